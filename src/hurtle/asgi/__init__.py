@@ -1,0 +1,1 @@
+"""The ASGI bridge shared by every protocol: scopes, the HTTP cycle, lifespan."""

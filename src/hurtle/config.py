@@ -1,0 +1,237 @@
+"""The one place where every option of hurtle is defined.
+
+`Config` is a frozen, keyword-only dataclass: each field carries its default and
+its help text (``metadata["help"]``), and the command line in `hurtle.cli` is
+generated from these fields, so an option is written once. Option names match
+Uvicorn's so that switching servers is a one-word change.
+
+Constructing a `Config` has no side effects; `load_app` and the logging set-up
+do their work only when the server calls them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Literal
+
+LoopSetting = Literal["auto", "asyncio", "uvloop"]
+LifespanSetting = Literal["auto", "on", "off"]
+InterfaceSetting = Literal["auto", "asgi3", "asgi2"]
+HTTPSetting = Literal["auto", "h1"]
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+def _opt_list(help: str, **extra: Any) -> Any:
+    return field(default_factory=list, metadata={"help": help, **extra})
+
+
+class AppLoadError(Exception):
+    """The application string does not name an importable ASGI application."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a hurtle server.
+
+    ``app`` is an ASGI application or an import string ``"module:attribute"``;
+    everything else is keyword-only. Pass the config to `hurtle.Server` and
+    ``await server.serve()``, or call `hurtle.run` with the same keywords.
+    """
+
+    app: Any
+    _: KW_ONLY
+
+    # -- where to listen -------------------------------------------------------
+    host: str = _opt("127.0.0.1", "Bind socket to this host; '::' binds IPv6 and IPv4.")
+    port: int = _opt(8000, "Bind socket to this port; 0 picks a free port and logs it.")
+    uds: str | None = _opt(None, "Bind to a Unix domain socket at this path.")
+    fd: int | None = _opt(None, "Serve an already bound socket from this file descriptor.")
+    backlog: int = _opt(2048, "Maximum number of connections waiting to be accepted.")
+
+    # -- the application -------------------------------------------------------
+    factory: bool = _opt(False, "Treat APP as a factory: call it with no argument to get the app.")
+    app_dir: str = _opt(".", "Look for APP in this directory, added to sys.path.")
+    interface: InterfaceSetting = _opt(
+        "auto", "Application interface; 'auto' detects ASGI2 double-callables."
+    )
+    lifespan: LifespanSetting = _opt(
+        "auto", "Lifespan protocol: 'auto' uses it when the app supports it."
+    )
+    root_path: str = _opt("", "ASGI root_path for an app mounted below a URL prefix.")
+    env_file: str | None = _opt(None, "Load environment variables from this file first.")
+
+    # -- the event loop and protocol --------------------------------------------
+    loop: LoopSetting = _opt("auto", "Event loop: 'auto' uses uvloop when it is installed.")
+    http: HTTPSetting = _opt("auto", "HTTP protocol version to serve.")
+
+    # -- response headers ------------------------------------------------------
+    server_header: bool = _opt(True, "Send a 'server: hurtle' header.")
+    date_header: bool = _opt(True, "Send a 'date' header.")
+    headers: Sequence[tuple[str, str]] = _opt_list(
+        "Extra response header 'name:value'; repeatable.", metavar="NAME:VALUE"
+    )
+
+    # -- logging ---------------------------------------------------------------
+    log_config: str | dict[str, Any] | None = _opt(
+        None, "Logging configuration file (.json, .yaml or .ini) or dictConfig mapping."
+    )
+    log_level: str | int | None = _opt(None, "Log level: " + ", ".join(LOG_LEVELS) + ".")
+    access_log: bool = _opt(True, "Write an access log line per response.")
+    use_colors: bool | None = _opt(None, "Colour the log output; default: when on a terminal.")
+
+    # -- limits ----------------------------------------------------------------
+    # Each limit bounds what one client can make the server hold. Defaults are
+    # those of the mainstream servers (nginx, gunicorn) unless noted.
+    limit_concurrency: int | None = _opt(
+        None, "Answer 503 once this many connections and tasks are open."
+    )
+    limit_max_requests: int | None = _opt(
+        None, "Stop gracefully after serving this many requests."
+    )
+    limit_request_line: int = _opt(
+        8190, "Longest request line in bytes; longer answers 414 (gunicorn's default)."
+    )
+    limit_request_fields: int = _opt(
+        100, "Most header fields in a request; more answers 431 (gunicorn's default)."
+    )
+    limit_request_head: int = _opt(
+        65536, "Largest request head (line and headers) in bytes; larger answers 431."
+    )
+    limit_request_body: int | None = _opt(
+        1 << 30, "Largest request body in bytes; larger answers 413. Unlimited when unset."
+    )
+    # A chunk-extension is never needed by an ASGI app, so it is only tolerated
+    # up to a small size (the chunked-extension DoS, CVE-2023-40174 style).
+    limit_chunk_extensions: int = _opt(
+        4096, "Most bytes of chunk extensions accepted per chunked body."
+    )
+
+    # -- timeouts --------------------------------------------------------------
+    timeout_keep_alive: float = _opt(
+        5.0, "Close a connection idle for this many seconds between requests."
+    )
+    timeout_request_header: float = _opt(
+        10.0, "Answer 408 when a request head takes longer than this from its first byte."
+    )
+    timeout_graceful_shutdown: float = _opt(
+        30.0, "On shutdown, wait this long for in-flight requests before cancelling them."
+    )
+
+    def __post_init__(self) -> None:
+        # Validation only: a frozen config must be right when built, and raising
+        # here names the bad option instead of failing deep in the server.
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.loop not in ("auto", "asyncio", "uvloop"):
+            raise ValueError(f"loop must be auto, asyncio or uvloop, got {self.loop!r}")
+        if self.lifespan not in ("auto", "on", "off"):
+            raise ValueError(f"lifespan must be auto, on or off, got {self.lifespan!r}")
+        if self.interface not in ("auto", "asgi3", "asgi2"):
+            raise ValueError(f"interface must be auto, asgi3 or asgi2, got {self.interface!r}")
+        for name in ("limit_request_line", "limit_request_fields", "limit_request_head"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("timeout_keep_alive", "timeout_request_header", "timeout_graceful_shutdown"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if isinstance(self.log_level, str) and self.log_level.lower() not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def encoded_headers(self) -> list[tuple[bytes, bytes]]:
+        """The ``--header`` options as lowercased header byte pairs."""
+        return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in self.headers]
+
+
+def option_fields() -> list[dataclasses.Field[Any]]:
+    """The fields that are options (everything but ``app``), in definition order."""
+    return [f for f in dataclasses.fields(Config) if f.name not in ("app", "_")]
+
+
+# -- application loading -------------------------------------------------------
+
+ASGIApp = Callable[..., Any]
+
+
+def import_from_string(import_str: str) -> Any:
+    """Resolve ``"package.module:attr.sub"``; raise `AppLoadError` with a clear message."""
+    module_str, sep, attrs_str = import_str.partition(":")
+    if not sep or not module_str or not attrs_str:
+        raise AppLoadError(
+            f'Import string "{import_str}" must be in format "<module>:<attribute>".'
+        )
+    try:
+        module = importlib.import_module(module_str)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_str and not module_str.startswith(f"{exc.name}."):
+            raise  # a module the app itself imports is missing: show the real error
+        raise AppLoadError(f'Could not import module "{module_str}".') from None
+    instance: Any = module
+    try:
+        for attr in attrs_str.split("."):
+            instance = getattr(instance, attr)
+    except AttributeError:
+        raise AppLoadError(
+            f'Attribute "{attrs_str}" not found in module "{module_str}".'
+        ) from None
+    return instance
+
+
+def _is_asgi2(app: Any) -> bool:
+    if inspect.isclass(app):
+        return True
+    call = getattr(app, "__call__", None)  # noqa: B004 - instances with async __call__
+    fn = app if inspect.isfunction(app) or inspect.ismethod(app) else call
+    return not inspect.iscoroutinefunction(fn)
+
+
+class ASGI2Adapter:
+    """Runs an ASGI2 double-callable app (``app(scope)`` returns ``instance(receive, send)``)."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        instance = self.app(scope)
+        await instance(receive, send)
+
+
+def load_app(config: Config) -> ASGIApp:
+    """Import (or take) the app, call the factory, adapt ASGI2; raise `AppLoadError`."""
+    app = config.app
+    if isinstance(app, str):
+        app_dir = os.path.abspath(config.app_dir)
+        if app_dir not in sys.path:
+            sys.path.insert(0, app_dir)
+        app = import_from_string(app)
+    if config.factory:
+        if not callable(app):
+            raise AppLoadError("The app factory is not callable.")
+        try:
+            app = app()
+        except TypeError as exc:
+            raise AppLoadError(f"Error calling the app factory: {exc}") from None
+    if not callable(app):
+        raise AppLoadError(f"The application {app!r} is not callable.")
+    interface = config.interface
+    if interface == "auto":
+        interface = "asgi2" if _is_asgi2(app) else "asgi3"
+    if interface == "asgi2":
+        app = ASGI2Adapter(app)
+    return app  # type: ignore[no-any-return]

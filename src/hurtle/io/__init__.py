@@ -1,0 +1,1 @@
+"""The asyncio layer: one `asyncio.Protocol` per connection, timers and flow control."""

@@ -1,0 +1,65 @@
+"""State shared by every connection of one server process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hurtle.config import Config
+
+
+class ServerState:
+    """What the server and its connections share: counters, open work, fixed headers.
+
+    ``connections`` holds every open connection protocol (each has ``shutdown()``
+    for a graceful stop and ``force_close()`` once the graceful timeout ran out);
+    ``tasks`` holds every running app task; ``app_state`` is the lifespan state
+    dict that each request scope receives a shallow copy of.
+    """
+
+    __slots__ = (
+        "_date_second",
+        "_fixed_headers",
+        "_header_block",
+        "app_state",
+        "connections",
+        "date_header",
+        "should_exit",
+        "tasks",
+        "total_requests",
+    )
+
+    def __init__(self, config: Config) -> None:
+        self.total_requests = 0
+        self.connections: set[Any] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.app_state: dict[str, Any] = {}
+        self.should_exit = False
+        fixed = b""
+        if config.server_header:
+            fixed += b"server: hurtle\r\n"
+        for name, value in config.encoded_headers:
+            fixed += name + b": " + value + b"\r\n"
+        self._fixed_headers = fixed
+        self.date_header = config.date_header
+        self._date_second = -1
+        self._header_block = fixed
+
+    def default_header_block(self) -> bytes:
+        """The server-added header lines, each ending in CRLF; ``date`` refreshed each second.
+
+        Computed lazily from the clock instead of by a ticking timer: one
+        ``time.time()`` per response is cheaper than a wake-up per second on an
+        idle server, and the block is rebuilt at most once a second.
+        """
+        if not self.date_header:
+            return self._fixed_headers
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            date = formatdate(now, usegmt=True).encode("ascii")
+            self._header_block = b"date: " + date + b"\r\n" + self._fixed_headers
+        return self._header_block
