@@ -1,0 +1,1 @@
+"""Example ASGI applications to serve with hurtle (``hurtle examples.tasks:app``)."""

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Install hurtle with its test tools and run every check: ruff, mypy, pytest with coverage.
+#
+# Idempotent: creates .venv when missing, reinstalls the project in editable mode
+# (cheap when nothing changed), then runs the checks. Exits non-zero on the first
+# failure. Extra arguments go to pytest, e.g. `bash scripts/test.sh -k tasks -x`.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian packages the suite needs (none yet). Installed only when missing and
+# only when running as root; list the command name and the package providing it.
+#   e.g. DEBIAN_NEEDS=("curl:curl")
+DEBIAN_NEEDS=()
+missing=()
+for need in "${DEBIAN_NEEDS[@]+"${DEBIAN_NEEDS[@]}"}"; do
+    command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need##*:}")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    else
+        echo "warning: missing Debian packages (not root, not installing): ${missing[*]}" >&2
+    fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+    "$PYTHON" -m venv .venv
+fi
+VENV=.venv/bin
+"$VENV/python" -m pip install --quiet -e '.[dev,standard]'
+
+echo "== ruff"
+"$VENV/ruff" check src tests examples scripts
+
+echo "== mypy"
+"$VENV/mypy"
+
+echo "== pytest"
+# Data files of earlier runs (and of killed subprocesses) must not leak into this one.
+rm -f .coverage .coverage.*
+# pytest-cov measures this process; `patch = ["subprocess"]` in pyproject.toml makes
+# every Python child (servers started with `python -m hurtle`) write its own data
+# file, and pytest-cov combines them all before the report and the gate.
+"$VENV/python" -m pytest \
+    --cov=hurtle \
+    --cov-report=term-missing \
+    --cov-fail-under=90 \
+    "$@"
