@@ -37,6 +37,8 @@ Send = Callable[[Message], Awaitable[None]]
 # bounds what one client can make the app buffer.
 MAX_BODY = 1 << 20
 
+# hurtle's own server logger, so these lines show in its log with no logging set-up
+# in the app (the way apps served by Uvicorn log to "uvicorn.error").
 logger = logging.getLogger("hurtle.error")
 
 
