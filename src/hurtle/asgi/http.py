@@ -1,0 +1,516 @@
+"""The ASGI HTTP cycle: one per request, shared by every HTTP version.
+
+`HTTPCycle` owns the scope, the app's ``receive`` and ``send``, and the order
+of the app's messages; it knows nothing of the wire. A protocol adapter gives
+it a `ResponseWriter` (write head, write body, trailers, interim responses,
+flow control, abort) and feeds it body bytes and the disconnect.
+
+Message order (asgiref www spec 2.5), enforced with integer compares:
+
+    START --start--> HEAD_PENDING --body(more)--> STREAMING --body(end)--> DONE
+      |                    |                          |
+      +--early_hint (103)  +--pathsend/zerocopysend   +--(trailers=True)--> TRAILERS
+                                                                     --trailers--> DONE
+
+The head is held back until the first body message so that a response whose
+body is complete at that point leaves in one write with a Content-Length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+logger = logging.getLogger("hurtle.error")
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}
+
+_START = 0
+_HEAD_PENDING = 1
+_STREAMING = 2
+_TRAILERS = 3
+_DONE = 4
+
+# RFC 9110 5.1 and 5.5: names are tokens; values never carry CR, LF, NUL or
+# other controls (HTAB aside), which is what would let an app split a response.
+_HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# Names already validated, lowercased: most apps send the same few names on
+# every response, so one dict hit replaces a regex. Bounded so that apps that
+# invent names cannot grow it without end.
+_NAME_CACHE: dict[bytes, bytes] = {}
+_NAME_CACHE_MAX = 512
+
+_SERVER_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
+_SERVER_ERROR_BODY = b"Internal Server Error"
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``send()`` once the client has gone (asgiref www spec 2.4+)."""
+
+
+class ResponseWriter(Protocol):
+    """What a protocol adapter offers the cycle: the only coupling to the wire."""
+
+    @property
+    def write_paused(self) -> bool: ...
+
+    def write_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content_length: int | None,
+        body: bytes,
+        end: bool,
+        trailers: bool,
+    ) -> None: ...
+
+    def write_body(self, data: bytes, end: bool) -> None: ...
+
+    def write_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None: ...
+
+    def write_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
+
+    def write_continue(self) -> None: ...
+
+    async def wait_writable(self) -> None: ...
+
+    async def sendfile(self, file: Any, offset: int, count: int) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    # The writer ends the response itself on ``end=True`` unless ``trailers``
+    # was promised in ``write_head``; then ``write_trailers`` ends it.
+
+
+def validate_headers(raw: Any) -> tuple[list[tuple[bytes, bytes]], int | None]:
+    """Lowercased, checked response headers and the parsed Content-Length."""
+    headers: list[tuple[bytes, bytes]] = []
+    content_length: int | None = None
+    try:
+        pairs: Iterable[Any] = raw
+        for name, value in pairs:
+            lowered = _NAME_CACHE.get(name)
+            if lowered is None:
+                if not isinstance(name, bytes):
+                    raise TypeError(f"Header names must be bytes, got {type(name).__name__}")
+                if _HEADER_NAME.fullmatch(name) is None:
+                    raise RuntimeError(f"Invalid HTTP header name {name!r}")
+                lowered = name.lower()
+                if len(_NAME_CACHE) < _NAME_CACHE_MAX:
+                    _NAME_CACHE[name] = lowered
+            if not isinstance(value, bytes):
+                raise TypeError(f"Header values must be bytes, got {type(value).__name__}")
+            if _BAD_VALUE.search(value) is not None:
+                raise RuntimeError(f"Invalid HTTP header value for {lowered!r}")
+            if lowered == b"content-length":
+                stripped = value.strip()
+                if not stripped.isdigit() or not stripped.isascii():
+                    raise RuntimeError(f"Invalid Content-Length header value {value!r}")
+                if content_length is not None and content_length != int(stripped):
+                    raise RuntimeError("Conflicting Content-Length headers")
+                if content_length is not None:
+                    continue
+                content_length = int(stripped)
+            headers.append((lowered, value))
+    except ValueError:
+        raise TypeError("Headers must be an iterable of [name, value] pairs") from None
+    return headers, content_length
+
+
+def _message_type(message: Any) -> str:
+    if not isinstance(message, Mapping):
+        raise TypeError(f"ASGI messages must be mappings, got {type(message).__name__}")
+    mtype = message.get("type")
+    if not isinstance(mtype, str):
+        raise TypeError("ASGI message without a 'type'")
+    return mtype
+
+
+def _body_of(message: Mapping[str, Any]) -> bytes:
+    body = message.get("body", b"")
+    if type(body) is not bytes:
+        if isinstance(body, (bytearray, memoryview)):
+            return bytes(body)
+        raise TypeError(f"'body' must be bytes, got {type(body).__name__}")
+    return body
+
+
+def decode_path(raw_path: bytes) -> str:
+    """The ``path`` of a scope: percent-decoded UTF-8 (RFC 3986 2.1)."""
+    path = raw_path.decode("latin-1")
+    if "%" in path:
+        return unquote(path)
+    return path
+
+
+class HTTPCycle:
+    """One request and its response, as the ASGI app sees them."""
+
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_content_length",
+        "_continue_sent",
+        "_delivered_final",
+        "_expect_continue",
+        "_headers",
+        "_request_complete",
+        "_sent",
+        "_state",
+        "_status",
+        "_trailers",
+        "_waiter",
+        "disconnected",
+        "scope",
+        "status",
+        "writer",
+    )
+
+    #: Above this many unread body bytes the adapter stops reading the socket.
+    HIGH_WATER = 65536
+
+    def __init__(
+        self,
+        scope: dict[str, Any],
+        writer: ResponseWriter,
+        request_complete: bool,
+        expect_continue: bool = False,
+    ) -> None:
+        self.scope = scope
+        self.writer = writer
+        self.disconnected = False
+        self.status = 0
+        self._state = _START
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._request_complete = request_complete
+        self._delivered_final = False
+        self._expect_continue = expect_continue
+        self._continue_sent = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._status = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._content_length: int | None = None
+        self._sent = 0
+        self._trailers = False
+
+    # -- from the adapter ------------------------------------------------------
+
+    def feed_body(self, data: bytes) -> bool:
+        """Buffer request body bytes; True when the adapter should pause reading."""
+        self._body.append(data)
+        self._body_size += len(data)
+        self._wake()
+        return self._body_size > self.HIGH_WATER
+
+    def body_complete(self) -> None:
+        self._request_complete = True
+        self._wake()
+
+    def disconnect(self) -> None:
+        """The client has gone (or the server gave up on it)."""
+        self.disconnected = True
+        self._wake()
+
+    @property
+    def response_started(self) -> bool:
+        return self._state != _START
+
+    @property
+    def response_complete(self) -> bool:
+        return self._state == _DONE
+
+    @property
+    def request_complete(self) -> bool:
+        return self._request_complete
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        waiter = self._waiter
+        if waiter is None:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+        await waiter
+
+    # -- the app's side ----------------------------------------------------------
+
+    async def receive(self) -> dict[str, Any]:
+        while True:
+            if self.disconnected or self._state == _DONE:
+                return {"type": "http.disconnect"}
+            if self._body or (self._request_complete and not self._delivered_final):
+                body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+                paused = self._body_size > self.HIGH_WATER
+                self._body.clear()
+                self._body_size = 0
+                more_body = not self._request_complete
+                if not more_body:
+                    self._delivered_final = True
+                if paused:
+                    self.writer.resume_reading()
+                return {"type": "http.request", "body": body, "more_body": more_body}
+            if self._expect_continue and not self._continue_sent and self._state == _START:
+                # RFC 9110 10.1.1: the client waits for this before sending the
+                # body; send it only once the app shows it wants the body.
+                self._continue_sent = True
+                self.writer.write_continue()
+            await self._wait()
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        mtype = _message_type(message)
+        if self.disconnected:
+            raise ClientDisconnected("Client disconnected")
+        state = self._state
+        if mtype == "http.response.body" and (state == _HEAD_PENDING or state == _STREAMING):
+            body = _body_of(message)
+            more_body = bool(message.get("more_body", False))
+            self._sent += len(body)
+            limit = self._content_length
+            if limit is not None and (self._sent > limit or (not more_body and self._sent < limit)):
+                self._fail_length()
+            if state == _HEAD_PENDING:
+                self._state = _STREAMING
+                self.writer.write_head(
+                    self._status, self._headers, limit, body, not more_body, self._trailers
+                )
+            elif body or not more_body:
+                self.writer.write_body(body, not more_body)
+            if more_body:
+                if self.writer.write_paused:
+                    await self.writer.wait_writable()
+                    if self.disconnected:
+                        raise ClientDisconnected("Client disconnected")
+            else:
+                self._finish_body()
+            return
+        if state == _START:
+            if mtype == "http.response.start":
+                self._start(message)
+                return
+            if mtype == "http.response.early_hint":
+                if "http.response.early_hint" in self.scope["extensions"]:
+                    links = message.get("links", ())
+                    if isinstance(links, (str, bytes)):
+                        raise TypeError("'links' must be a list of bytes")
+                    headers, _ = validate_headers([(b"link", link) for link in links])
+                    self.writer.write_informational(103, headers)
+                return
+            raise RuntimeError(f"Expected ASGI message 'http.response.start', but got {mtype!r}.")
+        if state == _HEAD_PENDING and mtype == "http.response.pathsend":
+            await self._pathsend(message)
+            return
+        if (state == _HEAD_PENDING or state == _STREAMING) and mtype == (
+            "http.response.zerocopysend"
+        ):
+            await self._zerocopysend(message)
+            return
+        if state == _TRAILERS and mtype == "http.response.trailers":
+            headers, _ = validate_headers(message.get("headers", ()))
+            self._headers.extend(headers)
+            if not message.get("more_trailers", False):
+                self.writer.write_trailers(self._headers)
+                self._complete()
+            return
+        if state == _DONE:
+            raise RuntimeError(
+                f"Unexpected ASGI message {mtype!r} sent, after response already completed."
+            )
+        expected = {
+            _HEAD_PENDING: "http.response.body",
+            _STREAMING: "http.response.body",
+            _TRAILERS: "http.response.trailers",
+        }[state]
+        raise RuntimeError(f"Expected ASGI message {expected!r}, but got {mtype!r}.")
+
+    def _start(self, message: Mapping[str, Any]) -> None:
+        status = message.get("status")
+        if type(status) is not int:
+            raise TypeError(f"'status' must be an int, got {type(status).__name__}")
+        if not 200 <= status <= 599:
+            raise RuntimeError(f"Invalid response status {status}: must be 200..599")
+        self._headers, self._content_length = validate_headers(message.get("headers", ()))
+        self._trailers = bool(message.get("trailers", False)) and (
+            "http.response.trailers" in self.scope["extensions"]
+        )
+        self._status = self.status = status
+        self._state = _HEAD_PENDING
+
+    def _finish_body(self) -> None:
+        if self._trailers:
+            self._state = _TRAILERS
+            self._headers = []
+        else:
+            self._complete()
+
+    def _complete(self) -> None:
+        self._state = _DONE
+        self._wake()
+
+    def _fail_length(self) -> None:
+        self._state = _DONE
+        self.writer.abort()
+        raise RuntimeError(
+            f"Response body length ({self._sent} bytes so far) does not match "
+            f"Content-Length ({self._content_length})"
+        )
+
+    async def _pathsend(self, message: Mapping[str, Any]) -> None:
+        path = message.get("path")
+        if not isinstance(path, str):
+            raise TypeError("'path' must be a str")
+        if not os.path.isabs(path):
+            raise RuntimeError("'path' of http.response.pathsend must be absolute")
+        # Opening a local file does not block in any way that matters; the
+        # bytes themselves move with loop.sendfile.
+        with open(path, "rb") as file:  # noqa: ASYNC230
+            size = os.fstat(file.fileno()).st_size
+            if self._content_length is not None and self._content_length != size:
+                self._fail_length()
+            self._state = _STREAMING
+            self.writer.write_head(self._status, self._headers, size, b"", size == 0, False)
+            if size:
+                await self.writer.sendfile(file, 0, size)
+                self.writer.write_body(b"", True)
+        self._complete()
+
+    async def _zerocopysend(self, message: Mapping[str, Any]) -> None:
+        fd = message.get("file")
+        fileno = fd if isinstance(fd, int) else getattr(fd, "fileno", lambda: None)()
+        if not isinstance(fileno, int):
+            raise TypeError("'file' must be a file object or descriptor")
+        more_body = bool(message.get("more_body", False))
+        offset = message.get("offset")
+        count = message.get("count")
+        with open(fileno, "rb", closefd=False) as file:  # noqa: ASYNC230
+            if offset is None:
+                offset = os.lseek(fileno, 0, os.SEEK_CUR)
+            if count is None:
+                count = os.fstat(fileno).st_size - offset
+            if self._state == _HEAD_PENDING:
+                self._state = _STREAMING
+                length = self._content_length
+                if length is None and not more_body:
+                    length = count
+                self.writer.write_head(self._status, self._headers, length, b"", False, False)
+            self._sent += count
+            limit = self._content_length
+            if limit is not None and (self._sent > limit or (not more_body and self._sent < limit)):
+                self._fail_length()
+            if count:
+                await self.writer.sendfile(file, offset, count)
+            if message.get("offset") is None:
+                os.lseek(fileno, offset + count, os.SEEK_SET)
+        if not more_body:
+            self.writer.write_body(b"", True)
+            self._finish_body()
+
+    # -- running the app ----------------------------------------------------------
+
+    async def run(self, app: Callable[..., Awaitable[Any]]) -> None:
+        """Run the app for this request; turn its failures into a 500 or a closed connection."""
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except asyncio.CancelledError:
+            if not self.disconnected and self._state != _DONE:
+                self.writer.abort()
+            raise
+        except BaseException as exc:
+            if self.disconnected and isinstance(exc, OSError):
+                return
+            logger.error("Exception in ASGI application", exc_info=exc)
+            self._fail()
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if result is not None:
+                logger.error("ASGI callable returned a value other than None: %r", result)
+            if self._state == _START and not self.disconnected:
+                logger.error("ASGI callable returned without starting a response.")
+                self._fail()
+            elif self._state != _DONE and not self.disconnected:
+                logger.error("ASGI callable returned without completing the response.")
+                self._fail()
+
+    def _fail(self) -> None:
+        if self.disconnected or self._state == _DONE:
+            return
+        if self._state == _START or self._state == _HEAD_PENDING:
+            # Nothing reached the client yet (a started head is held back until
+            # the first body message): answer 500 on the same connection.
+            self._state = _STREAMING
+            self.status = 500
+            self._trailers = False
+            self.writer.write_head(
+                500,
+                _SERVER_ERROR_HEADERS,
+                len(_SERVER_ERROR_BODY),
+                _SERVER_ERROR_BODY,
+                True,
+                False,
+            )
+            self._complete()
+        else:
+            # Part of a response is out: close, so no client reads it as whole.
+            self._state = _DONE
+            self.writer.abort()
+
+
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+
+
+def http_scope(
+    method: bytes,
+    http_version: str,
+    raw_path: bytes,
+    query_string: bytes,
+    headers: list[tuple[bytes, bytes]],
+    scheme: str,
+    client: tuple[str, int] | None,
+    server: tuple[str, int | None] | None,
+    root_path: str,
+    app_state: dict[str, Any],
+    extensions: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``http`` scope of asgiref's www spec 2.5, for any HTTP version.
+
+    ``path`` and ``raw_path`` include ``root_path`` (as Uvicorn does), so that
+    routers that strip the prefix see the full path.
+    """
+    method_str = _METHODS.get(method)
+    if method_str is None:
+        method_str = method.decode("ascii")
+    path = decode_path(raw_path)
+    if root_path:
+        path = root_path + path
+        raw_path = root_path.encode("utf-8") + raw_path
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": http_version,
+        "server": server,
+        "client": client,
+        "scheme": scheme,
+        "method": method_str,
+        "root_path": root_path,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query_string,
+        "headers": headers,
+        "state": app_state.copy(),
+        "extensions": extensions,
+    }

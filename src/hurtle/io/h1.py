@@ -1,0 +1,481 @@
+"""The asyncio side of an HTTP/1.x connection.
+
+`H1Protocol` feeds socket bytes to the sans-IO `H1Connection`, starts one
+`HTTPCycle` task per request, and is itself the cycle's `ResponseWriter`: on
+HTTP/1.x only one response is on the wire at a time, so one object per
+connection serves every request on it.
+
+Timers: one per connection. It is armed at a deadline (keep-alive idle, or
+the head-read limit from a head's first byte) and re-armed lazily when it
+fires early, so a request costs an attribute store, not a timer.
+
+Flow control: reading pauses when the cycle holds more than its high-water
+mark of unread body, or when pipelined bytes pile up behind the current
+request; a paused transport makes ``send()`` wait in `wait_writable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import TYPE_CHECKING, Any, cast
+
+from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
+from hurtle.protocol.errors import ProtocolError
+from hurtle.protocol.events import NEED_DATA, PAUSED, Data, EndOfMessage, Request
+from hurtle.protocol.h1 import CONTINUE_RESPONSE, H1Connection, RequestParser, error_response
+
+if TYPE_CHECKING:
+    from hurtle.config import Config
+    from hurtle.io.state import ServerState
+
+logger = logging.getLogger("hurtle.error")
+access_logger = logging.getLogger("hurtle.access")
+
+_KEEP_ALIVE = 0
+_HEAD_TIMEOUT = 1
+# Pipelined bytes buffered behind an in-flight request before reading pauses.
+_PIPELINE_HIGH_WATER = 65536
+
+_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
+
+
+def _escape(text: str) -> str:
+    """Client-controlled text made safe for a log line (no terminal escapes, no newlines)."""
+    return text.translate(_ESCAPES)
+
+
+def _address(addr: Any) -> tuple[str, int] | None:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return (str(addr[0]), int(addr[1]))
+    return None
+
+
+async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    body = b"Service Unavailable"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class H1Protocol(asyncio.Protocol):
+    """One HTTP/1.x connection; constructed by the server as ``H1Protocol(config, app, state)``."""
+
+    __slots__ = (
+        "_access_log",
+        "_app_trailers",
+        "_closing",
+        "_deadline",
+        "_deadline_kind",
+        "_extensions_base",
+        "_read_paused",
+        "_timer",
+        "_write_paused",
+        "_write_waiter",
+        "app",
+        "client",
+        "config",
+        "conn",
+        "cycle",
+        "loop",
+        "scheme",
+        "server",
+        "state",
+        "task",
+        "transport",
+    )
+
+    def __init__(self, config: Config, app: Any, state: ServerState) -> None:
+        self.config = config
+        self.app = app
+        self.state = state
+        self.loop = asyncio.get_event_loop()
+        self.conn = H1Connection(
+            RequestParser(
+                max_line=config.limit_request_line,
+                max_fields=config.limit_request_fields,
+                max_head=config.limit_request_head,
+                max_body=config.limit_request_body,
+                max_chunk_ext=config.limit_chunk_extensions,
+            )
+        )
+        self.transport: asyncio.Transport | None = None
+        self.cycle: HTTPCycle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int | None] | None = None
+        self.scheme = "http"
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._deadline_kind = _KEEP_ALIVE
+        self._read_paused = False
+        self._write_paused = False
+        self._write_waiter: asyncio.Future[None] | None = None
+        self._closing = False
+        self._app_trailers = False
+        self._access_log = config.access_log
+        self._extensions_base: dict[str, Any] = {}
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport; they quack alike.
+        transport = cast("asyncio.Transport", transport)
+        self.transport = transport
+        self.state.connections.add(self)
+        self.client = _address(transport.get_extra_info("peername"))
+        sockname = transport.get_extra_info("sockname")
+        if isinstance(sockname, str):  # Unix socket
+            self.server = (sockname, None)
+        else:
+            self.server = _address(sockname)
+        tls = transport.get_extra_info("sslcontext") is not None
+        self.scheme = "https" if tls else "http"
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Responses leave in one write; Nagle would only delay them.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ext: dict[str, Any] = {
+            "http.response.pathsend": {},
+            "http.response.early_hint": {},
+        }
+        if not tls and sock is not None:
+            # os.sendfile moves bytes kernel-side; TLS needs them in user space.
+            ext["http.response.zerocopysend"] = {}
+        self._extensions_base = ext
+        self._set_deadline(self.config.timeout_keep_alive, _KEEP_ALIVE)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        cycle = self.cycle
+        if cycle is not None and not cycle.disconnected:
+            cycle.disconnect()
+        waiter = self._write_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._write_waiter = None
+
+    def eof_received(self) -> bool | None:
+        # A client that half-closes has gone as far as HTTP/1.1 is concerned;
+        # returning None lets the transport close and connection_lost follow.
+        return None
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self._process()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._write_waiter
+        if waiter is not None:
+            self._write_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- events from the core -----------------------------------------------------
+
+    def _process(self) -> None:
+        conn = self.conn
+        while True:
+            try:
+                event = conn.next_event()
+            except ProtocolError as exc:
+                self._reject(exc.status, exc.reason)
+                return
+            kind = type(event)
+            if kind is Request:
+                assert isinstance(event, Request)
+                self._on_request(event)
+            elif kind is Data:
+                assert isinstance(event, Data)
+                cycle = self.cycle
+                if cycle is not None and cycle.feed_body(event.data):
+                    self._pause_reading()
+            elif kind is EndOfMessage:
+                if self.cycle is not None:
+                    self.cycle.body_complete()
+            else:
+                if event is NEED_DATA:
+                    if (
+                        self.cycle is None
+                        and conn.parser.in_partial_head
+                        and (self._deadline_kind != _HEAD_TIMEOUT or self._deadline is None)
+                    ):
+                        self._set_deadline(self.config.timeout_request_header, _HEAD_TIMEOUT)
+                elif event is PAUSED and conn.parser.buffered > _PIPELINE_HIGH_WATER:
+                    self._pause_reading()
+                return
+
+    def _on_request(self, request: Request) -> None:
+        self._deadline = None
+        state = self.state
+        app = self.app
+        limit = self.config.limit_concurrency
+        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
+            app = _service_unavailable
+        extensions = dict(self._extensions_base)
+        if request.te_trailers and request.http_version == "1.1":
+            extensions["http.response.trailers"] = {}
+        scope = http_scope(
+            request.method,
+            request.http_version,
+            request.path,
+            request.query,
+            request.headers,
+            self.scheme,
+            self.client,
+            self.server,
+            self.config.root_path,
+            state.app_state,
+            extensions,
+        )
+        cycle = HTTPCycle(
+            scope,
+            self,
+            not request.has_body,
+            request.expect_continue and request.http_version == "1.1",
+        )
+        self.cycle = cycle
+        self._app_trailers = False
+        state.total_requests += 1
+        task = self.loop.create_task(cycle.run(app))
+        self.task = task
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+
+    # -- ResponseWriter, for the current cycle -----------------------------------
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
+
+    def write_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content_length: int | None,
+        body: bytes,
+        end: bool,
+        trailers: bool,
+    ) -> None:
+        self._app_trailers = trailers
+        data = self.conn.response_head(
+            status,
+            headers,
+            self.state.default_header_block(),
+            content_length,
+            body,
+            end,
+            trailers,
+        )
+        assert self.transport is not None
+        self.transport.write(data)
+        if end and not trailers:
+            self._response_done()
+
+    def write_body(self, data: bytes, end: bool) -> None:
+        out = self.conn.response_body(data, end)
+        if out:
+            assert self.transport is not None
+            self.transport.write(out)
+        if end and not self._app_trailers:
+            self._response_done()
+
+    def write_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        out = self.conn.response_trailers(trailers)
+        if not out and self.conn.expects_trailers:  # pragma: no cover - defensive
+            out = b"0\r\n\r\n"
+        if out:
+            assert self.transport is not None
+            self.transport.write(out)
+        self._response_done()
+
+    def write_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        out = self.conn.informational(status, headers)
+        if out and self.transport is not None:
+            self.transport.write(out)
+
+    def write_continue(self) -> None:
+        if self.transport is not None and not self._closing:
+            self.transport.write(CONTINUE_RESPONSE)
+
+    async def wait_writable(self) -> None:
+        while self._write_paused and not self._closing:
+            waiter = self._write_waiter
+            if waiter is None:
+                waiter = self._write_waiter = self.loop.create_future()
+            await waiter
+
+    async def sendfile(self, file: Any, offset: int, count: int) -> None:
+        assert self.transport is not None
+        conn = self.conn
+        if not conn.sends_body:  # HEAD, 204, 304
+            return
+        if conn.chunked:
+            self.transport.write(b"%x\r\n" % count)
+        try:
+            await self.loop.sendfile(self.transport, file, offset, count)
+        except (ConnectionError, RuntimeError) as exc:
+            if self._closing:
+                raise ClientDisconnected("Client disconnected") from exc
+            raise
+        if conn.chunked:
+            self.transport.write(b"\r\n")
+
+    def resume_reading(self) -> None:
+        if self._read_paused and self.transport is not None:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def abort(self) -> None:
+        # The response cannot be completed as framed: close so that no client
+        # takes a truncated body for a whole one.
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.disconnect()
+
+    # -- the end of a response ------------------------------------------------------
+
+    def _response_done(self) -> None:
+        cycle = self.cycle
+        if self._access_log and cycle is not None:
+            self._log_access(cycle)
+        transport = self.transport
+        assert transport is not None
+        conn = self.conn
+        request_done = cycle is None or cycle.request_complete
+        if not conn.keep_alive or self._closing or not request_done:
+            # An unread body (the app answered early) would be parsed as the
+            # next request: close instead of guessing where it ends.
+            self._closing = True
+            if cycle is not None:
+                cycle.disconnect()
+            transport.close()
+            return
+        self.cycle = None
+        self.task = None
+        conn.start_next_cycle()
+        if self.state.should_exit:
+            self._closing = True
+            transport.close()
+            return
+        self._set_deadline(self.config.timeout_keep_alive, _KEEP_ALIVE)
+        if conn.parser.buffered:
+            # A pipelined request is waiting; handle it on the next loop turn,
+            # not inside the app's send() that ended this one.
+            self.loop.call_soon(self._process_pipelined)
+        elif self._read_paused:
+            self.resume_reading()
+
+    def _process_pipelined(self) -> None:
+        if self._closing or self.cycle is not None:
+            return
+        self._process()
+        if self._read_paused and self.cycle is None:
+            self.resume_reading()
+
+    def _log_access(self, cycle: HTTPCycle) -> None:
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
+        scope = cycle.scope
+        client = self.client
+        client_addr = f"{client[0]}:{client[1]}" if client else "-"
+        path = scope["path"]
+        query = scope["query_string"]
+        full_path = path + "?" + query.decode("latin-1") if query else path
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            client_addr,
+            _escape(scope["method"]),
+            _escape(full_path),
+            scope["http_version"],
+            cycle.status,
+        )
+
+    # -- errors, timers, shutdown ------------------------------------------------------
+
+    def _reject(self, status: int, reason: str) -> None:
+        """Answer a protocol error with ``status`` (when no response is under way) and close."""
+        self._closing = True
+        logger.info(
+            "Invalid HTTP request from %s: %s (answered %d)",
+            f"{self.client[0]}:{self.client[1]}" if self.client else "-",
+            _escape(reason),
+            status,
+        )
+        cycle = self.cycle
+        transport = self.transport
+        if transport is None:
+            return
+        if cycle is None or not cycle.response_started:
+            transport.write(error_response(status, reason, self.state.default_header_block()))
+        if cycle is not None:
+            cycle.disconnect()
+        transport.close()
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and self.transport is not None and not self._closing:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _set_deadline(self, seconds: float, kind: int) -> None:
+        when = self.loop.time() + seconds
+        self._deadline = when
+        self._deadline_kind = kind
+        timer = self._timer
+        if timer is None or timer.when() > when:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self._closing:
+            return
+        if self.loop.time() < deadline:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+            return
+        self._deadline = None
+        if self._deadline_kind == _HEAD_TIMEOUT and self.conn.parser.in_partial_head:
+            self._reject(408, "Timed out reading the request head")
+        elif self.cycle is None and self.transport is not None:
+            self._closing = True
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now if idle, else after the response in flight."""
+        self.conn.keep_alive = False
+        if self.cycle is None and self.transport is not None:
+            self._closing = True
+            self.transport.close()
+
+    def force_close(self) -> None:
+        """The graceful timeout ran out: tell the app the client is gone, cancel, close."""
+        self._closing = True
+        cycle = self.cycle
+        if cycle is not None and not cycle.disconnected:
+            cycle.disconnect()
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+        if self.transport is not None:
+            self.transport.close()

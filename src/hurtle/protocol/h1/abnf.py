@@ -1,0 +1,51 @@
+"""The HTTP/1.1 grammar as compiled regexes, each beside the RFC rule it implements.
+
+Validation is done over a whole request head with a few C-level regex calls,
+never byte by byte in Python.
+"""
+
+from __future__ import annotations
+
+import re
+
+# RFC 9110 5.6.2:
+#   token = 1*tchar
+#   tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+#           "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+TOKEN = TCHAR + rb"+"
+
+# RFC 9112 3:
+#   request-line = method SP request-target SP HTTP-version
+#   HTTP-version = HTTP-name "/" DIGIT "." DIGIT
+# The request-target is any run of visible ASCII (RFC 9112 3.2; its forms are
+# told apart afterwards). Non-ASCII bytes are rejected: a conforming client
+# percent-encodes them, and two parsers that disagree on them is how requests
+# get smuggled.
+REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+
+# RFC 9110 5.5 and RFC 9112 5:
+#   field-line   = field-name ":" OWS field-value OWS
+#   field-value  = *field-content
+#   field-vchar  = VCHAR / obs-text
+# Each line ends in CRLF. The class for the value excludes CR, LF, NUL and every
+# other control but HTAB, so bare CR or LF line ends, obs-fold (a line starting
+# with whitespace is not a token) and whitespace before the colon all fail.
+HEADER_BLOCK = re.compile(rb"(?:" + TOKEN + rb":[\t\x20-\x7e\x80-\xff]*\r\n)*")
+# Splits a validated block into (name, value) pairs with OWS trimmed.
+HEADER_FIELD = re.compile(rb"([^:]+):[ \t]*((?:[^\r]*[^\r \t])?)[ \t]*\r\n")
+
+# RFC 9112 7.1:
+#   chunk-size = 1*HEXDIG
+#   chunk-ext  = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+#   chunk-ext-val = token / quoted-string
+# RFC 9110 5.6.4:
+#   quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE
+QUOTED_STRING = rb'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
+CHUNK_EXT_VAL = rb"(?:" + TOKEN + rb"|" + QUOTED_STRING + rb")"
+CHUNK_EXT = rb"(?:[ \t]*;[ \t]*" + TOKEN + rb"(?:[ \t]*=[ \t]*" + CHUNK_EXT_VAL + rb")?)*"
+CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]+)(" + CHUNK_EXT + rb")\r\n")
+
+# RFC 9110 8.6: Content-Length = 1*DIGIT (a list of equal values is refused
+# too: it is legal to merge but a classic smuggling vector, so be strict).
+CONTENT_LENGTH = re.compile(rb"[0-9]+")

@@ -1,0 +1,194 @@
+"""The HTTP/1.x connection core, sans-IO: request events in, response bytes out.
+
+`H1Connection` wraps the `RequestParser` and owns what the server side of a
+connection decides: response framing (Content-Length, chunked or
+close-delimited, none for HEAD/1xx/204/304), keep-alive, chunked trailers.
+
+Rules (RFC 9112 6.3, 9.3):
+- A request's keep-alive comes from its version and its Connection header; the
+  response may turn it off (``connection: close`` from the app, a body that can
+  only be delimited by closing, a server shutting down), never on.
+- A complete body known at head time gets a Content-Length; a streamed body
+  without one is chunked on 1.1 and close-delimited on 1.0.
+- The server owns framing: a Transfer-Encoding from the app is dropped.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from hurtle.protocol.events import Event, Request
+from hurtle.protocol.h1.parser import RequestParser
+
+# Every response carries a reason phrase: some clients (h2load among them)
+# count a status line without one as a failure.
+STATUS_LINES: dict[int, bytes] = {
+    status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii"))
+    for status in HTTPStatus
+}
+
+
+def status_line(status: int) -> bytes:
+    line = STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d Unknown\r\n" % status
+    return line
+
+
+_MODE_LENGTH = 0
+_MODE_CHUNKED = 1
+_MODE_CLOSE = 2
+_MODE_NONE = 3
+
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def error_response(status: int, reason: str, default_block: bytes = b"") -> bytes:
+    """A complete plain-text response for a rejected request; the connection closes after it."""
+    body = f"{HTTPStatus(status).phrase}: {reason}\n".encode("ascii", "replace")
+    return (
+        status_line(status)
+        + b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body)
+        + b"connection: close\r\n"
+        + default_block
+        + b"\r\n"
+        + body
+    )
+
+
+class H1Connection:
+    """Server side of one HTTP/1.x connection; one request/response at a time."""
+
+    __slots__ = (
+        "_head_only",
+        "_http10",
+        "_mode",
+        "_trailers",
+        "keep_alive",
+        "parser",
+        "request",
+    )
+
+    def __init__(self, parser: RequestParser) -> None:
+        self.parser = parser
+        self.request: Request | None = None
+        self.keep_alive = True
+        self._head_only = False
+        self._http10 = False
+        self._mode = _MODE_NONE
+        self._trailers = False
+
+    def receive_data(self, data: bytes) -> None:
+        self.parser.receive_data(data)
+
+    def next_event(self) -> Event:
+        event = self.parser.next_event()
+        if type(event) is Request:
+            self.request = event
+            self.keep_alive = event.keep_alive
+            self._head_only = event.method == b"HEAD"
+            self._http10 = event.http_version == "1.0"
+        return event
+
+    def response_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        default_block: bytes,
+        content_length: int | None,
+        body: bytes,
+        end: bool,
+        trailers: bool = False,
+    ) -> bytes:
+        """Bytes of the head (and of ``body``, framed) for a final response."""
+        parts = [status_line(status)]
+        no_body = status < 200 or status == 204 or status == 304
+        keep_alive = self.keep_alive
+        for name, value in headers:
+            if name == b"transfer-encoding":
+                continue
+            if name == b"connection":
+                if b"close" in value.lower():
+                    keep_alive = False
+            elif name == b"content-length" and (status < 200 or status == 204):
+                continue
+            parts.append(name + b": " + value + b"\r\n")
+
+        trailers = trailers and not self._http10 and bool(self.request and self.request.te_trailers)
+        self._trailers = trailers
+        if no_body:
+            mode = _MODE_NONE
+        elif trailers:
+            # Trailers need chunked framing even when the length is known, and
+            # RFC 9112 6.2 forbids Content-Length alongside it.
+            parts = [p for p in parts if not p.startswith(b"content-length:")]
+            parts.append(b"transfer-encoding: chunked\r\n")
+            mode = _MODE_CHUNKED
+        elif content_length is not None:
+            mode = _MODE_LENGTH
+        elif end:
+            if body or not self._head_only:
+                parts.append(b"content-length: %d\r\n" % len(body))
+            mode = _MODE_LENGTH
+        elif not self._http10:
+            parts.append(b"transfer-encoding: chunked\r\n")
+            mode = _MODE_CHUNKED
+        else:
+            mode = _MODE_CLOSE
+            keep_alive = False
+
+        if not keep_alive:
+            parts.append(b"connection: close\r\n")
+        elif self._http10:
+            parts.append(b"connection: keep-alive\r\n")
+        self.keep_alive = keep_alive
+        parts.append(default_block)
+        parts.append(b"\r\n")
+        if self._head_only or mode == _MODE_NONE:
+            self._mode = _MODE_NONE
+            return b"".join(parts)
+        self._mode = mode
+        if body or end:
+            parts.append(self.response_body(body, end))
+        return b"".join(parts)
+
+    def response_body(self, data: bytes, end: bool) -> bytes:
+        mode = self._mode
+        if mode == _MODE_LENGTH or mode == _MODE_CLOSE:
+            return data
+        if mode == _MODE_CHUNKED:
+            if data:
+                data = b"%x\r\n" % len(data) + data + b"\r\n"
+            if end and not self._trailers:
+                return data + b"0\r\n\r\n"
+            return data
+        return b""
+
+    def response_trailers(self, trailers: list[tuple[bytes, bytes]]) -> bytes:
+        """The last chunk with the trailer section (RFC 9112 7.1.2)."""
+        if not self._trailers or self._mode != _MODE_CHUNKED:
+            return b""
+        return b"0\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in trailers) + b"\r\n"
+
+    @property
+    def sends_body(self) -> bool:
+        """The current response has a body on the wire (not HEAD, 1xx, 204 or 304)."""
+        return self._mode != _MODE_NONE
+
+    @property
+    def chunked(self) -> bool:
+        return self._mode == _MODE_CHUNKED
+
+    @property
+    def expects_trailers(self) -> bool:
+        return self._trailers and self._mode == _MODE_CHUNKED
+
+    def informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """A 1xx interim response (103 Early Hints); HTTP/1.0 clients get none."""
+        if self._http10:
+            return b""
+        return status_line(status) + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n"
+
+    def start_next_cycle(self) -> None:
+        self.request = None
+        self.parser.start_next_cycle()
