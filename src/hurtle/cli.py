@@ -1,0 +1,202 @@
+"""The command line, ``hurtle APP [options]``, generated from `hurtle.config.Config`.
+
+Every option is a field of `Config`; this module maps each field's type to
+an argparse argument and never restates a default (unset options are left
+out, so `Config` supplies the default). Names follow the field:
+``limit_max_requests`` is ``--limit-max-requests``; booleans come as
+``--x/--no-x`` pairs; `Literal` types give choices; ``headers`` is Uvicorn's
+repeatable ``--header NAME:VALUE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import operator
+import platform
+import re
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any, Literal, NoReturn, Union
+
+from hurtle.config import LOG_LEVELS, Config, option_fields
+
+__all__ = ["build_parser", "config_from_args", "flag_for", "main"]
+
+# Where the flag is not the field name with dashes: Uvicorn's spelling wins.
+_FLAG_NAMES = {"headers": "--header"}
+
+# RFC 9110 section 5.1: field-name = token; tchar excludes separators.
+_TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# RFC 9110 section 5.5: field values are visible characters, space and tab.
+_FIELD_VALUE_RE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")
+
+
+def flag_for(name: str) -> str:
+    """The command-line flag of the `Config` field `name`."""
+    return _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+def _version_text() -> str:
+    from hurtle import __version__  # noqa: PLC0415 - hurtle/__init__ imports nothing of ours
+
+    return (
+        f"Running hurtle {__version__} with {platform.python_implementation()} "
+        f"{platform.python_version()} on {platform.system()}"
+    )
+
+
+# -- value parsers (argparse reports their ValueError as "invalid ... value") --
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    value = value.strip()
+    if not sep or not _TOKEN_RE.match(name):
+        raise argparse.ArgumentTypeError(f"expected NAME:VALUE with a token NAME, got {text!r}")
+    # A CR or LF in a value would let the option inject headers of its own.
+    if not _FIELD_VALUE_RE.match(value):
+        raise argparse.ArgumentTypeError(f"header value holds control characters: {text!r}")
+    return name, value
+
+
+def _optional_int(text: str) -> int | None:
+    if text.strip().lower() in ("none", "unlimited"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+# -- generation ----------------------------------------------------------------
+
+
+def _literal_choices(tp: Any) -> tuple[Any, ...] | None:
+    if typing.get_origin(tp) is Literal:
+        return typing.get_args(tp)
+    return None
+
+
+def _split_optional(tp: Any) -> tuple[Any, bool]:
+    """``X | None`` -> ``(X, True)``; other unions are returned as they are."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(tp))
+        if len(args) == 1:
+            return args[0], optional
+        return functools.reduce(operator.or_, args), optional
+    return tp, False
+
+
+def _argument_for(field: dataclasses.Field[Any], tp: Any) -> tuple[list[str], dict[str, Any]]:
+    """The argparse ``add_argument`` call for one field, or `TypeError` for an unknown type."""
+    name = field.name
+    flag = flag_for(name)
+    help_text: str = field.metadata.get("help", "")
+    default = field.default
+    kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS}
+    metavar = field.metadata.get("metavar")
+    if metavar:
+        kwargs["metavar"] = metavar
+    inner, optional = _split_optional(tp)
+
+    def with_default(text: str) -> str:
+        if default is dataclasses.MISSING or default is None or default == "":
+            return text
+        shown = str(default).lower() if isinstance(default, bool) else default
+        return f"{text} [default: {shown}]"
+
+    if inner is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+        kwargs["help"] = with_default(help_text) if default is not None else help_text
+        kwargs.pop("metavar", None)
+        return [flag], kwargs
+    choices = _literal_choices(inner)
+    if choices is not None:
+        kwargs["choices"] = list(choices)
+        kwargs["help"] = with_default(help_text)
+        return [flag], kwargs
+    if name == "log_level":
+        # str | int: the command line takes the names; numbers are for run().
+        kwargs["choices"] = list(LOG_LEVELS)
+        kwargs["type"] = str.lower
+        kwargs["help"] = help_text
+        return [flag], kwargs
+    if name == "log_config":
+        # str | dict: a mapping is for run(); the command line gives a path.
+        kwargs.setdefault("metavar", "PATH")
+        kwargs["help"] = help_text
+        return [flag], kwargs
+    if typing.get_origin(inner) in (Sequence, list, tuple) and name == "headers":
+        kwargs["action"] = "append"
+        kwargs["type"] = _header
+        kwargs["help"] = help_text
+        return [flag], kwargs
+    if inner is int:
+        kwargs["type"] = _optional_int if optional else int
+        kwargs.setdefault("metavar", "INT")
+        kwargs["help"] = with_default(help_text)
+        return [flag], kwargs
+    if inner is float:
+        kwargs["type"] = _nonnegative_float
+        kwargs.setdefault("metavar", "SECONDS" if name.startswith("timeout") else "FLOAT")
+        kwargs["help"] = with_default(help_text)
+        return [flag], kwargs
+    if inner is str:
+        kwargs["type"] = str
+        kwargs.setdefault("metavar", name.split("_")[-1].upper())
+        kwargs["help"] = with_default(help_text)
+        return [flag], kwargs
+    raise TypeError(f"no command-line mapping for Config.{name}: {tp!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser for ``hurtle``; one argument per `option_fields` entry."""
+    parser = argparse.ArgumentParser(
+        prog="hurtle",
+        description="Serve an ASGI application.",
+        epilog="APP is 'module:attribute', e.g. 'main:app'.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("app", metavar="APP", help="The ASGI application, 'module:attribute'.")
+    parser.add_argument("--version", action="version", version=_version_text())
+    hints = typing.get_type_hints(Config)
+    for field in option_fields():
+        flags, kwargs = _argument_for(field, hints[field.name])
+        parser.add_argument(*flags, **kwargs)
+    return parser
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> Config:
+    """Parse `argv` into a `Config`; bad options exit with status 2 and a message."""
+    parser = build_parser()
+    namespace = parser.parse_args(argv)
+    options = vars(namespace)
+    app = options.pop("app")
+    try:
+        return Config(app, **options)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the ``hurtle`` command and ``python -m hurtle``."""
+    config = config_from_args(argv)
+    # Imported after parsing: `--help` and bad options need no server code.
+    from hurtle.main import serve_config  # noqa: PLC0415
+
+    serve_config(config)
+    sys.exit(0)

@@ -1,0 +1,49 @@
+"""`hurtle.run`: the programmatic entry point, Uvicorn's ``uvicorn.run``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from hurtle.config import Config
+
+__all__ = ["run"]
+
+logger = logging.getLogger("hurtle.error")
+
+
+def run(app: Any, **options: Any) -> None:
+    """Serve `app` (an ASGI app or ``"module:attr"``) until a signal stops it.
+
+    `options` are the fields of `hurtle.Config` (``host``, ``port``,
+    ``lifespan``...). Logging is configured from them first. Returns after a
+    graceful stop; raises `SystemExit` with status 1 when the app cannot be
+    loaded (or a socket cannot be bound) and 3 when lifespan startup fails.
+    A ready `Config` may be passed as `app` with no options.
+    """
+    if isinstance(app, Config):
+        if options:
+            raise TypeError("pass either a Config or options, not both")
+        config = app
+    else:
+        config = Config(app, **options)
+    serve_config(config)
+
+
+def serve_config(config: Config) -> None:
+    """Configure logging from `config`, then run one server process."""
+    # Imported on use: `import hurtle` stays light for workers and tools.
+    from hurtle.logging import LogConfigError, configure_logging  # noqa: PLC0415
+    from hurtle.server import Server  # noqa: PLC0415
+
+    try:
+        configure_logging(config)
+    except LogConfigError as exc:
+        logger.error("%s", exc)
+        raise SystemExit(1) from None
+    server = Server(config)
+    # Ctrl+C before the server installed its signal handlers (while the app
+    # was importing) stops quietly, as a signal does later.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()

@@ -1,0 +1,1 @@
+"""Small importable ASGI apps for end-to-end and subprocess tests."""
