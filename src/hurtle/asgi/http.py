@@ -126,6 +126,10 @@ def validate_headers(raw: Any) -> tuple[list[tuple[bytes, bytes]], int | None]:
 
 
 def _message_type(message: Any) -> str:
+    if type(message) is dict:  # the common case, without an ABC isinstance check
+        mtype = message.get("type")
+        if type(mtype) is str:
+            return mtype
     if not isinstance(message, Mapping):
         raise TypeError(f"ASGI messages must be mappings, got {type(message).__name__}")
     mtype = message.get("type")
