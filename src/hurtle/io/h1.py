@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
@@ -38,6 +40,23 @@ _KEEP_ALIVE = 0
 _HEAD_TIMEOUT = 1
 # Pipelined bytes buffered behind an in-flight request before reading pauses.
 _PIPELINE_HIGH_WATER = 65536
+
+if sys.version_info >= (3, 12):
+
+    def _start_task(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None]:
+        # Run the app up to its first real suspension right now: a handler
+        # that answers without waiting costs no extra loop iteration.
+        return asyncio.eager_task_factory(loop, coro)
+
+else:
+
+    def _start_task(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None]:
+        return loop.create_task(coro)
+
 
 _ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
 
@@ -253,10 +272,14 @@ class H1Protocol(asyncio.Protocol):
         self.cycle = cycle
         self._app_trailers = False
         state.total_requests += 1
-        task = self.loop.create_task(cycle.run(app))
-        self.task = task
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+        task = _start_task(self.loop, cycle.run(app))
+        if not task.done():
+            # An eagerly started app may already have answered, and the next
+            # pipelined request may own the connection by now.
+            if self.cycle is cycle:
+                self.task = task
+            state.tasks.add(task)
+            task.add_done_callback(state.tasks.discard)
 
     # -- ResponseWriter, for the current cycle -----------------------------------
 

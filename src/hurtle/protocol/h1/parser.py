@@ -111,7 +111,13 @@ class RequestParser:
         return self._state == _DONE
 
     def start_next_cycle(self) -> None:
-        """The response to the current request is done: parse the next one."""
+        """The response to the current request is done: parse the next one.
+
+        Allowed once the whole body is in, even if its `EndOfMessage` was not
+        pulled yet (an app run eagerly can answer a GET before that).
+        """
+        if self._state == _BODY and self._remaining == 0:
+            self._state = _DONE
         if self._state != _DONE:
             raise RuntimeError("start_next_cycle() before the request was complete")
         self._state = _HEAD
