@@ -242,6 +242,7 @@ def run_server_process(
     cwd: str | os.PathLike[str] | None = None,
     wait_ready: bool = True,
     startup_timeout: float = STARTUP_TIMEOUT,
+    pass_fds: tuple[int, ...] = (),
 ) -> Iterator[ServerProcess]:
     """Start ``python -m hurtle ARGS`` (``--port 0`` unless a bind option is given).
 
@@ -263,6 +264,7 @@ def run_server_process(
         errors="backslashreplace",
         cwd=str(cwd) if cwd is not None else str(REPO_ROOT),
         env=_child_env(env),
+        pass_fds=pass_fds,
     )
     child = ServerProcess(proc=proc)
     child._reader = threading.Thread(

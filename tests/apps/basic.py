@@ -40,6 +40,8 @@ async def slow(scope: Scope, receive: Any, send: Any) -> None:
     await _no_lifespan(scope, receive)
     query = scope.get("query_string", b"").decode()
     delay = float(query) if query else 1.0
+    # Tests of graceful shutdown wait for this line before sending a signal.
+    print("slow request started", flush=True)
     await asyncio.sleep(delay)
     await _respond(send, b"slow done")
 
