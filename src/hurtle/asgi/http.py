@@ -346,9 +346,10 @@ class HTTPCycle:
         if not 200 <= status <= 599:
             raise RuntimeError(f"Invalid response status {status}: must be 200..599")
         self._headers, self._content_length = validate_headers(message.get("headers", ()))
-        self._trailers = bool(message.get("trailers", False)) and (
-            "http.response.trailers" in self.scope["extensions"]
-        )
+        # The app's promise to send trailers is kept even where they cannot go
+        # on the wire: the response then ends when they arrive, and the writer
+        # drops them.
+        self._trailers = bool(message.get("trailers", False))
         self._status = self.status = status
         self._state = _HEAD_PENDING
 

@@ -321,8 +321,6 @@ class H1Protocol(asyncio.Protocol):
 
     def write_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
         out = self.conn.response_trailers(trailers)
-        if not out and self.conn.expects_trailers:  # pragma: no cover - defensive
-            out = b"0\r\n\r\n"
         if out:
             assert self.transport is not None
             self.transport.write(out)
