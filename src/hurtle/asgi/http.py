@@ -162,6 +162,7 @@ class HTTPCycle:
         "_body",
         "_body_size",
         "_content_length",
+        "_length_limit",
         "_continue_sent",
         "_delivered_final",
         "_expect_continue",
@@ -203,6 +204,7 @@ class HTTPCycle:
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._content_length: int | None = None
+        self._length_limit: int | None = None
         self._sent = 0
         self._trailers = False
 
@@ -282,13 +284,18 @@ class HTTPCycle:
             body = _body_of(message)
             more_body = bool(message.get("more_body", False))
             self._sent += len(body)
-            limit = self._content_length
+            limit = self._length_limit
             if limit is not None and (self._sent > limit or (not more_body and self._sent < limit)):
                 self._fail_length()
             if state == _HEAD_PENDING:
                 self._state = _STREAMING
                 self.writer.write_head(
-                    self._status, self._headers, limit, body, not more_body, self._trailers
+                    self._status,
+                    self._headers,
+                    self._content_length,
+                    body,
+                    not more_body,
+                    self._trailers,
                 )
             elif body or not more_body:
                 self.writer.write_body(body, not more_body)
@@ -346,6 +353,12 @@ class HTTPCycle:
         if not 200 <= status <= 599:
             raise RuntimeError(f"Invalid response status {status}: must be 200..599")
         self._headers, self._content_length = validate_headers(message.get("headers", ()))
+        # RFC 9110 8.6: HEAD, 204 and 304 responses carry no body whatever
+        # their Content-Length says, so there is nothing to hold it to.
+        if status == 204 or status == 304 or self.scope["method"] == "HEAD":
+            self._length_limit = None
+        else:
+            self._length_limit = self._content_length
         # The app's promise to send trailers is kept even where they cannot go
         # on the wire: the response then ends when they arrive, and the writer
         # drops them.
@@ -382,7 +395,7 @@ class HTTPCycle:
         # bytes themselves move with loop.sendfile.
         with open(path, "rb") as file:  # noqa: ASYNC230
             size = os.fstat(file.fileno()).st_size
-            if self._content_length is not None and self._content_length != size:
+            if self._length_limit is not None and self._length_limit != size:
                 self._fail_length()
             self._state = _STREAMING
             self.writer.write_head(self._status, self._headers, size, b"", size == 0, False)
@@ -411,7 +424,7 @@ class HTTPCycle:
                     length = count
                 self.writer.write_head(self._status, self._headers, length, b"", False, False)
             self._sent += count
-            limit = self._content_length
+            limit = self._length_limit
             if limit is not None and (self._sent > limit or (not more_body and self._sent < limit)):
                 self._fail_length()
             if count:
