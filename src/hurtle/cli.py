@@ -163,6 +163,23 @@ def _argument_for(field: dataclasses.Field[Any], tp: Any) -> tuple[list[str], di
     raise TypeError(f"no command-line mapping for Config.{name}: {tp!r}")
 
 
+def _field_types() -> dict[str, Any]:
+    """Each option field's evaluated annotation.
+
+    Not `typing.get_type_hints(Config)`: on Python 3.10 it rejects the
+    ``_: KW_ONLY`` pseudo-field, so each option's annotation is evaluated on
+    its own, in the namespace of the module that defines `Config`.
+    """
+    namespace = vars(sys.modules[Config.__module__])
+    resolved: dict[str, Any] = {}
+    for field in option_fields():
+        annotation = field.type
+        if isinstance(annotation, str):
+            annotation = eval(annotation, namespace)  # our own source, not user input
+        resolved[field.name] = annotation
+    return resolved
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser for ``hurtle``; one argument per `option_fields` entry."""
     parser = argparse.ArgumentParser(
@@ -173,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("app", metavar="APP", help="The ASGI application, 'module:attribute'.")
     parser.add_argument("--version", action="version", version=_version_text())
-    hints = typing.get_type_hints(Config)
+    hints = _field_types()
     for field in option_fields():
         flags, kwargs = _argument_for(field, hints[field.name])
         parser.add_argument(*flags, **kwargs)
