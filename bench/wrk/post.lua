@@ -1,0 +1,4 @@
+-- POST echo scenario: a 4 KiB body (wrk adds Content-Length itself).
+wrk.method = "POST"
+wrk.body = string.rep("a", 4096)
+wrk.headers["Content-Type"] = "application/octet-stream"
