@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hurtle.asgi.lifespan import Lifespan
 from hurtle.config import Config
 from hurtle.server import Server, bind_unix, parse_env_file, run_in_new_loop
 from tests.apps import basic
@@ -330,6 +332,47 @@ def test_second_sigint_forces_exit() -> None:
         assert time.monotonic() - started < 15
         request.join(30)
     assert request.response is None, "the forced request never completes"
+
+
+@posix_only
+def test_second_signal_ends_a_hanging_lifespan_startup() -> None:
+    args = ["tests.apps.basic:startup_hangs"]
+    with run_server_process(args, wait_ready=False) as child:
+        child.wait_for_line("startup is hanging")
+        # Two signals sent back to back can merge into one delivery, so keep
+        # signalling until the process is gone: the first asks, a later one forces.
+        deadline = time.monotonic() + 20
+        while child.proc.poll() is None and time.monotonic() < deadline:
+            child.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(0.5)
+        assert child.wait(5) == 0
+    assert "running on" not in child.output
+
+
+@posix_only
+def test_second_signal_ends_a_hanging_lifespan_shutdown() -> None:
+    with run_server_process(["tests.apps.basic:shutdown_hangs"]) as child:
+        child.send_signal(signal.SIGTERM)
+        child.wait_for_line("shutdown is hanging")
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(20) == 0
+
+
+def test_signal_during_startup_skips_serving() -> None:
+    server = Server(Config(basic.state, loop="asyncio", port=0))
+    original_startup = Lifespan.startup
+
+    async def startup_then_signal(self: Lifespan) -> None:
+        await original_startup(self)
+        server.should_exit = True
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Lifespan, "startup", startup_then_signal)
+        run_in_new_loop(server.serve())
+    assert server.exit_code == 0
+    assert not server.started
+    assert server.servers == []
 
 
 @posix_only

@@ -376,10 +376,19 @@ class Server:
             self._close_given(sockets)
             return
 
-        self.lifespan = Lifespan(app, self.config.lifespan, self.state.app_state)
-        await self.lifespan.startup()
-        if self.lifespan.should_exit:
+        lifespan = self.lifespan = Lifespan(app, self.config.lifespan, self.state.app_state)
+        if not await self._unless_forced(lifespan.startup()):
+            await lifespan.cancel()
+            self._close_given(sockets)
+            return
+        if lifespan.should_exit:
             self.exit_code = EXIT_STARTUP_FAILURE
+            self._close_given(sockets)
+            return
+        if self.should_exit:
+            # A signal arrived during startup: the app is up, so it gets its
+            # shutdown too, but nothing is bound.
+            await self._unless_forced(lifespan.shutdown())
             self._close_given(sockets)
             return
 
@@ -389,7 +398,7 @@ class Server:
             logger.error("%s", exc)
             self.exit_code = EXIT_APP_LOAD_ERROR
             await self._close_servers()
-            await self.lifespan.shutdown()
+            await self._unless_forced(lifespan.shutdown())
             return
 
         self.started = True
@@ -507,10 +516,30 @@ class Server:
             await asyncio.sleep(0.01)
 
         # 5. Lifespan shutdown, unless the operator insisted on leaving now.
-        if self.lifespan is not None and not self.force_exit:
-            await self.lifespan.shutdown()
+        lifespan = self.lifespan
+        if lifespan is not None and (
+            self.force_exit or not await self._unless_forced(lifespan.shutdown())
+        ):
+            await lifespan.cancel()
         await self._close_servers()
         self._unlink_uds()
+
+    async def _unless_forced(self, step: Coroutine[Any, Any, None]) -> bool:
+        """Run `step` unless ``force_exit`` comes first; say whether it completed.
+
+        Lifespan handlers can hang (a database that never answers); a second
+        signal must still end the process.
+        """
+        task = asyncio.ensure_future(step)
+        while not task.done():
+            if self.force_exit:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                return False
+            await asyncio.wait({task}, timeout=TICK_SECONDS)
+        task.result()
+        return True
 
     def _tell_connections(self, told: set[Any]) -> None:
         for connection in list(self.state.connections):

@@ -84,6 +84,26 @@ async def startup_raises(scope: Scope, receive: Any, send: Any) -> None:
     await _respond(send, b"served without lifespan")
 
 
+async def startup_hangs(scope: Scope, receive: Any, send: Any) -> None:
+    """Lifespan startup never completes."""
+    if scope["type"] == "lifespan":
+        await receive()
+        print("startup is hanging", flush=True)
+        await asyncio.Event().wait()
+    await _respond(send, b"never served")
+
+
+async def shutdown_hangs(scope: Scope, receive: Any, send: Any) -> None:
+    """Lifespan shutdown never completes."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        print("shutdown is hanging", flush=True)
+        await asyncio.Event().wait()
+    await _respond(send, b"hello")
+
+
 def factory() -> Any:
     """An app factory for ``--factory``."""
     return app

@@ -95,7 +95,7 @@ class Lifespan:
     async def shutdown(self) -> None:
         """Send ``lifespan.shutdown`` and wait for the app's answer."""
         if self.unsupported or self.error_occurred or self._task is None:
-            await self._reap()
+            await self.cancel()
             return
         logger.info("Waiting for application shutdown.")
         self._phase = "shutdown"
@@ -105,9 +105,10 @@ class Lifespan:
             logger.error("Application shutdown failed. Exiting.")
         else:
             logger.info("Application shutdown complete.")
-        await self._reap()
+        await self.cancel()
 
-    async def _reap(self) -> None:
+    async def cancel(self) -> None:
+        """End the app's lifespan task if it still runs (also after a forced exit)."""
         # The spec lets the app return (or keep running) after its last
         # message; a task still running here is cancelled so it cannot leak
         # past the server's loop.
