@@ -1,31 +1,23 @@
 """The demo app `examples.tasks` served by the real server, over loopback.
 
-The first group runs it in a background thread through `tests.utils.run_server`;
-the last test starts it the way the README does, as a real ``hurtle`` process.
+Most tests run it in a background thread through `tests.utils.run_server`; the
+last one starts it the way the README does, as a real ``hurtle`` process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import queue
-import re
 import signal
 import socket
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from examples.tasks import MAX_BODY
-from tests.utils import run_server
+from tests.utils import run_server, run_server_process
 
-ROOT = Path(__file__).resolve().parents[1]
 APP = "examples.tasks:app"
 
 
@@ -206,72 +198,23 @@ def _read_response(sock: socket.socket) -> tuple[int, dict[bytes, bytes], bytes]
 
 # -- the README's serve command, as a real process -----------------------------
 
-_LISTEN = re.compile(r"https?://127\.0\.0\.1:(\d+)")
-
-
-@contextlib.contextmanager
-def hurtle_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], int, list[str]]]:
-    """Start ``python -m hurtle ARGS`` from the repo root; yield it, its port, its log."""
-    command = [sys.executable, "-m", "hurtle", *args]
-    with subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as process:
-        assert process.stdout is not None
-        stdout = process.stdout
-        lines: list[str] = []
-        ports: queue.Queue[int | None] = queue.Queue()
-
-        def pump() -> None:
-            # Keep draining the pipe so the server never blocks on a full one.
-            for line in stdout:
-                lines.append(line)
-                match = _LISTEN.search(line)
-                if match and int(match.group(1)):
-                    ports.put(int(match.group(1)))
-            ports.put(None)
-
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        try:
-            try:
-                port = ports.get(timeout=30)
-            except queue.Empty:
-                port = None
-            assert port, "server did not log its address:\n" + "".join(lines)
-            yield process, port, lines
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=40)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            reader.join(timeout=10)
-
 
 def test_readme_serve_command_then_curl_post() -> None:
-    with hurtle_process(APP, "--port", "0") as (process, port, lines):
-        base = f"http://127.0.0.1:{port}"
+    # `hurtle examples.tasks:app` from the repository root, on a free port.
+    with run_server_process([APP, "--port", "0"]) as process:
         # curl -X POST localhost:8000/tasks -H 'content-type: application/json' \
         #      -d '{"title": "Works"}'
         response = httpx.post(
-            f"{base}/tasks",
+            f"{process.url}/tasks",
             content=b'{"title": "Works"}',
             headers={"content-type": "application/json"},
         )
         assert response.status_code == 201, response.text
         assert response.json() == {"id": 1, "title": "Works", "done": False}
-        listing: list[dict[str, Any]] = httpx.get(f"{base}/tasks").json()
+        listing: list[dict[str, Any]] = httpx.get(f"{process.url}/tasks").json()
         assert listing == [{"id": 1, "title": "Works", "done": False}]
 
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=40) == 0, "".join(lines)
-    log = "".join(lines)
-    assert "Tasks API ready" in log
-    assert "Tasks API stopping with 1 task(s)" in log
+        assert process.wait() == 0, process.output
+    assert "Tasks API ready" in process.output
+    assert "Tasks API stopping with 1 task(s)" in process.output
