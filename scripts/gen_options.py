@@ -1,7 +1,8 @@
 """Write the table of command-line options into README.md and docs/options.md.
 
-The options are the fields of `hurtle.config.Config` (`option_fields()`), so the
-table is generated, never edited by hand. Run after changing an option::
+The options are the fields of `hurtle.config.Config` (`option_fields()`), spelled
+as the command line built from them (`hurtle.cli.build_parser()`) spells them, so
+the table is generated, never edited by hand. Run after changing an option::
 
     .venv/bin/python scripts/gen_options.py           # rewrite both files
     .venv/bin/python scripts/gen_options.py --check   # exit 1 if they are stale
@@ -14,14 +15,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from hurtle.config import LOG_LEVELS, Config, option_fields  # noqa: E402
+from hurtle.cli import build_parser  # noqa: E402
+from hurtle.config import option_fields  # noqa: E402
 
 README = ROOT / "README.md"
 OPTIONS_DOC = ROOT / "docs" / "options.md"
@@ -39,42 +40,14 @@ has the option.
 
 """
 
-# Options whose flag is not the field name: the CLI spells them as Uvicorn does.
-FLAG_NAMES = {"headers": "header"}
-
-
-def flags(f: dataclasses.Field[Any], hint: Any) -> str:
-    """The option's command-line spelling, e.g. ``--port INTEGER``."""
-    name = "--" + FLAG_NAMES.get(f.name, f.name).replace("_", "-")
-    args = typing.get_args(hint)
-    if hint is bool or set(args) == {bool, type(None)}:
-        if f.default is False:
-            return f"`{name}`"
-        return f"`{name}` / `--no-{name[2:]}`"
-    metavar = f.metadata.get("metavar")
-    if metavar is None:
-        choices = list(LOG_LEVELS) if f.name == "log_level" else _literal_choices(hint)
-        if choices:
-            metavar = "{" + ",".join(choices) + "}"
-        elif _is(hint, str):
-            metavar = "PATH" if f.name in ("uds", "env_file", "log_config", "app_dir") else "TEXT"
-        elif _is(hint, int):
-            metavar = "INTEGER"
-        elif _is(hint, float):
-            metavar = "FLOAT"
-        else:
-            metavar = "VALUE"
-    return f"`{name} {metavar}`"
-
-
-def _is(hint: Any, kind: type) -> bool:
-    return hint is kind or kind in typing.get_args(hint)
-
-
-def _literal_choices(hint: Any) -> list[str]:
-    if typing.get_origin(hint) is typing.Literal:
-        return [str(a) for a in typing.get_args(hint)]
-    return []
+def flag_text(action: argparse.Action) -> str:
+    """The option's command-line spelling, as `hurtle --help` has it: ``--port INT``."""
+    if isinstance(action, argparse.BooleanOptionalAction):
+        return " / ".join(f"`{flag}`" for flag in action.option_strings)
+    metavar = action.metavar
+    if metavar is None and action.choices is not None:
+        metavar = "{" + ",".join(str(choice) for choice in action.choices) + "}"
+    return f"`{action.option_strings[0]} {metavar}`"
 
 
 def default_text(f: dataclasses.Field[Any]) -> str:
@@ -93,11 +66,12 @@ def default_text(f: dataclasses.Field[Any]) -> str:
 
 
 def table() -> str:
-    hints = typing.get_type_hints(Config, include_extras=False)
+    # The flags come from the real parser, so the table spells each option as the CLI does.
+    actions = {action.dest: action for action in build_parser()._actions}
     rows = ["| Option | Default | What it does |", "|---|---|---|"]
     for f in option_fields():
         help_text = f.metadata.get("help", "").replace("|", "\\|")
-        rows.append(f"| {flags(f, hints[f.name])} | {default_text(f)} | {help_text} |")
+        rows.append(f"| {flag_text(actions[f.name])} | {default_text(f)} | {help_text} |")
     return "\n".join(rows) + "\n"
 
 

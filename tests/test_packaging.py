@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hurtle.cli import flag_for
 from hurtle.config import option_fields
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def test_every_option_is_documented_with_its_cli_flag() -> None:
     ).stdout
     options_doc = (ROOT / "docs" / "options.md").read_text(encoding="utf-8")
     for field in option_fields():
-        flag = "--" + {"headers": "header"}.get(field.name, field.name).replace("_", "-")
+        flag = flag_for(field.name)
         assert f"`{flag}" in README, f"{flag} missing from README.md"
         assert f"`{flag}" in options_doc, f"{flag} missing from docs/options.md"
         assert re.search(rf"{re.escape(flag)}\b", help_text), f"{flag} missing from --help"
