@@ -96,7 +96,7 @@ def test_empty_complete_body_gets_content_length_zero() -> None:
 def test_app_content_length_is_used_as_is() -> None:
     conn = connection_for(GET11)
     data = head(conn, 200, [(b"content-length", b"5")], content_length=5, body=b"he", end=False)
-    status, headers, rest = split_response(data)
+    _status, headers, rest = split_response(data)
     assert header_values(headers, b"content-length") == [b"5"]
     assert b"transfer-encoding" not in dict(headers)
     assert rest == b"he"
@@ -130,7 +130,7 @@ def test_streamed_body_with_empty_first_message() -> None:
 def test_streamed_body_is_close_delimited_on_10() -> None:
     conn = connection_for(GET10_KA)
     data = head(conn, 200, body=b"ab", end=False)
-    status, headers, rest = split_response(data)
+    _status, headers, rest = split_response(data)
     assert b"transfer-encoding" not in dict(headers)
     assert b"content-length" not in dict(headers)
     assert header_values(headers, b"connection") == [b"close"]
@@ -148,7 +148,7 @@ def test_status_line_is_11_even_for_10_requests() -> None:
 
 def test_http10_without_keep_alive_closes() -> None:
     conn = connection_for(GET10)
-    status, headers, rest = split_response(head(conn, 200, body=b"x"))
+    _status, headers, _rest = split_response(head(conn, 200, body=b"x"))
     assert header_values(headers, b"connection") == [b"close"]
     assert header_values(headers, b"content-length") == [b"1"]
     assert conn.keep_alive is False
@@ -156,7 +156,7 @@ def test_http10_without_keep_alive_closes() -> None:
 
 def test_http10_keep_alive_response_says_keep_alive() -> None:
     conn = connection_for(GET10_KA)
-    status, headers, rest = split_response(head(conn, 200, body=b"x"))
+    _status, headers, rest = split_response(head(conn, 200, body=b"x"))
     assert header_values(headers, b"connection") == [b"keep-alive"]
     assert rest == b"x"
     assert conn.keep_alive is True
@@ -164,13 +164,13 @@ def test_http10_keep_alive_response_says_keep_alive() -> None:
 
 def test_http11_keep_alive_response_has_no_connection_header() -> None:
     conn = connection_for(GET11)
-    status, headers, rest = split_response(head(conn, 200, body=b"x"))
+    _status, headers, _rest = split_response(head(conn, 200, body=b"x"))
     assert header_values(headers, b"connection") == []
 
 
 def test_request_connection_close_is_answered_with_close() -> None:
     conn = connection_for(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-    status, headers, rest = split_response(head(conn, 200, body=b"x"))
+    _status, headers, _rest = split_response(head(conn, 200, body=b"x"))
     assert header_values(headers, b"connection") == [b"close"]
     assert conn.keep_alive is False
 
@@ -206,7 +206,7 @@ def test_head_streamed_sends_no_body_bytes() -> None:
 def test_no_body_statuses(status: int) -> None:
     conn = connection_for(GET11)
     data = head(conn, status, body=b"ignored")
-    status_bytes, headers, rest = split_response(data)
+    _status_bytes, headers, rest = split_response(data)
     assert rest == b""
     assert b"transfer-encoding" not in dict(headers)
     assert not conn.sends_body
@@ -240,7 +240,7 @@ def test_204_streamed_is_not_chunked() -> None:
 def test_app_transfer_encoding_is_dropped() -> None:
     conn = connection_for(GET11)
     data = head(conn, 200, [(b"transfer-encoding", b"gzip, chunked")], body=b"abc")
-    status, headers, rest = split_response(data)
+    _status, headers, rest = split_response(data)
     assert header_values(headers, b"transfer-encoding") == []
     assert header_values(headers, b"content-length") == [b"3"]
     assert rest == b"abc"
@@ -249,7 +249,7 @@ def test_app_transfer_encoding_is_dropped() -> None:
 def test_app_transfer_encoding_dropped_when_streaming() -> None:
     conn = connection_for(GET11)
     data = head(conn, 200, [(b"transfer-encoding", b"identity")], body=b"abc", end=False)
-    status, headers, rest = split_response(data)
+    _status, headers, rest = split_response(data)
     assert header_values(headers, b"transfer-encoding") == [b"chunked"]
     assert rest == b"3\r\nabc\r\n"
 
@@ -257,7 +257,7 @@ def test_app_transfer_encoding_dropped_when_streaming() -> None:
 def test_app_connection_close_turns_keep_alive_off() -> None:
     conn = connection_for(GET11)
     data = head(conn, 200, [(b"connection", b"close")], body=b"x")
-    status, headers, rest = split_response(data)
+    _status, headers, _rest = split_response(data)
     assert conn.keep_alive is False
     assert [v.lower() for v in header_values(headers, b"connection")] == [b"close"]
 
@@ -271,7 +271,7 @@ def test_app_connection_close_mixed_case() -> None:
 def test_app_connection_keep_alive_on_http10_keep_alive() -> None:
     conn = connection_for(GET10_KA)
     data = head(conn, 200, [(b"connection", b"keep-alive")], body=b"x")
-    status, headers, rest = split_response(data)
+    _status, headers, _rest = split_response(data)
     assert conn.keep_alive is True
     assert [v.lower() for v in header_values(headers, b"connection")] == [b"keep-alive"]
 
@@ -281,7 +281,7 @@ def test_app_cannot_turn_keep_alive_on() -> None:
     # the app says, and the response must not claim otherwise.
     conn = connection_for(GET10)
     data = head(conn, 200, [(b"connection", b"keep-alive")], body=b"x")
-    status, headers, rest = split_response(data)
+    _status, headers, _rest = split_response(data)
     assert conn.keep_alive is False
     assert [v.lower() for v in header_values(headers, b"connection")] == [b"close"]
 
@@ -289,7 +289,7 @@ def test_app_cannot_turn_keep_alive_on() -> None:
 def test_default_block_is_added_before_the_blank_line() -> None:
     conn = connection_for(GET11)
     data = head(conn, 200, [(b"x-app", b"1")], default_block=b"server: hurtle\r\n", body=b"ok")
-    status, headers, rest = split_response(data)
+    _status, headers, rest = split_response(data)
     assert headers[0] == (b"x-app", b"1")
     assert (b"server", b"hurtle") in headers
     assert rest == b"ok"
@@ -303,7 +303,7 @@ def test_trailers_when_the_request_had_te_trailers() -> None:
     data = head(
         conn, 200, [(b"content-length", b"5")], content_length=5, body=b"hello", trailers=True
     )
-    status, headers, rest = split_response(data)
+    _status, headers, rest = split_response(data)
     # Trailers need chunked framing; Content-Length goes (RFC 9112 6.2).
     assert header_values(headers, b"transfer-encoding") == [b"chunked"]
     assert header_values(headers, b"content-length") == []
@@ -325,7 +325,7 @@ def test_trailers_streamed_end_without_last_chunk() -> None:
 def test_no_trailers_without_te_trailers() -> None:
     conn = connection_for(GET11)
     data = head(conn, 200, body=b"hello", trailers=True)
-    status, headers, rest = split_response(data)
+    _status, headers, rest = split_response(data)
     assert header_values(headers, b"content-length") == [b"5"]
     assert header_values(headers, b"transfer-encoding") == []
     assert rest == b"hello"
@@ -336,7 +336,7 @@ def test_no_trailers_without_te_trailers() -> None:
 def test_no_trailers_on_http10() -> None:
     conn = connection_for(GET10_TE)
     data = head(conn, 200, body=b"hello", trailers=True)
-    status, headers, rest = split_response(data)
+    _status, headers, rest = split_response(data)
     assert header_values(headers, b"transfer-encoding") == []
     assert rest == b"hello"
     assert conn.response_trailers([(b"x", b"y")]) == b""

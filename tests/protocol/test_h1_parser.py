@@ -315,9 +315,7 @@ def test_content_length_zero() -> None:
 
 def test_body_bytes_are_not_interpreted() -> None:
     body = b"GET / HTTP/1.1\r\n\r\n\x00\xff\r\n0\r\n\r\n"
-    events = parse(
-        b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body
-    )
+    events = parse(b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     assert body_of(events) == body
 
 
@@ -478,9 +476,7 @@ def test_pipelined_requests_in_one_buffer() -> None:
 
 def test_paused_until_start_next_cycle() -> None:
     parser = RequestParser()
-    parser.receive_data(
-        b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
-    )
+    parser.receive_data(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
     first = parser.next_event()
     assert isinstance(first, Request)
     assert first.path == b"/1"
@@ -581,7 +577,9 @@ def test_fields_exactly_at_the_limit() -> None:
 
 
 def test_body_exactly_at_the_limit() -> None:
-    events = parse(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789", max_body=10)
+    events = parse(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789", max_body=10
+    )
     assert body_of(events) == b"0123456789"
     events = parse(
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -664,7 +662,10 @@ REJECTIONS: list[Any] = [
         id="te-gzip-then-chunked-fields",
     ),
     pytest.param(
-        POST + b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400, {}, id="te-chunked-twice"
+        POST + b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+        400,
+        {},
+        id="te-chunked-twice",
     ),
     pytest.param(
         POST + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -703,11 +704,13 @@ REJECTIONS: list[Any] = [
     pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n", 400, {}, id="space-in-name"),
     pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX@A: b\r\n\r\n", 400, {}, id="at-in-name"),
     pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX\x00: b\r\n\r\n", 400, {}, id="nul-in-name"),
-    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\n\xe9t\xe9: b\r\n\r\n", 400, {}, id="non-ascii-name"),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\n\xe9t\xe9: b\r\n\r\n", 400, {}, id="non-ascii-name"
+    ),
     pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n", 400, {}, id="empty-name"),
     pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400, {}, id="no-colon"),
     pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX/Y: b\r\n\r\n", 400, {}, id="slash-in-name"),
-    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\n\"X\": b\r\n\r\n", 400, {}, id="quote-in-name"),
+    pytest.param(b'GET / HTTP/1.1\r\nHost: a\r\n"X": b\r\n\r\n', 400, {}, id="quote-in-name"),
     # Host: RFC 9112 3.2
     pytest.param(b"GET / HTTP/1.1\r\n\r\n", 400, {}, id="missing-host"),
     pytest.param(b"GET / HTTP/1.1\r\nX: y\r\n\r\n", 400, {}, id="missing-host-with-fields"),
@@ -775,7 +778,9 @@ REJECTIONS: list[Any] = [
         id="head-too-large",
     ),
     pytest.param(
-        b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(10)) + b"\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n"
+        + b"".join(b"X-%d: v\r\n" % i for i in range(10))
+        + b"\r\n",
         431,
         {"max_fields": 5},
         id="too-many-fields",
@@ -804,7 +809,9 @@ REJECTIONS: list[Any] = [
         {"max_body": 10},
         id="body-over-limit-chunked",
     ),
-    pytest.param(CHUNKED + b"b\r\nhello world\r\n0\r\n\r\n", 413, {"max_body": 10}, id="one-chunk-over"),
+    pytest.param(
+        CHUNKED + b"b\r\nhello world\r\n0\r\n\r\n", 413, {"max_body": 10}, id="one-chunk-over"
+    ),
     # request line: RFC 9112 3, 2.3; RFC 9110 15.6.6
     pytest.param(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505, {}, id="http-2.0"),
     pytest.param(b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505, {}, id="http-3.0"),
@@ -842,8 +849,12 @@ REJECTIONS: list[Any] = [
         b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, x\r\n\r\n", 417, {}, id="expect-list"
     ),
     # RFC 9112 2.2: a few empty lines before a request, not a stream of them.
-    pytest.param(b"\r\n" * 5 + b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, {}, id="five-empty-lines"),
-    pytest.param(b"\r\n" * 100 + b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, {}, id="many-empty-lines"),
+    pytest.param(
+        b"\r\n" * 5 + b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, {}, id="five-empty-lines"
+    ),
+    pytest.param(
+        b"\r\n" * 100 + b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, {}, id="many-empty-lines"
+    ),
 ]
 
 
@@ -874,9 +885,7 @@ EARLY_REJECTIONS: list[Any] = [
     ),
     pytest.param(CHUNKED + b"1" * 40, 413, {}, id="endless-chunk-size"),
     pytest.param(CHUNKED + b"0\r\nT: v\nX", 400, {}, id="trailer-bare-lf-partial"),
-    pytest.param(
-        CHUNKED + b"0\r\nT: " + b"v" * 300, 431, {"max_head": 256}, id="endless-trailers"
-    ),
+    pytest.param(CHUNKED + b"0\r\nT: " + b"v" * 300, 431, {"max_head": 256}, id="endless-trailers"),
 ]
 
 
