@@ -24,6 +24,9 @@ LoopSetting = Literal["auto", "asyncio", "uvloop"]
 LifespanSetting = Literal["auto", "on", "off"]
 InterfaceSetting = Literal["auto", "asgi3", "asgi2"]
 HTTPSetting = Literal["auto", "h1"]
+# Uvicorn's implementation names are accepted so its command lines work as
+# they are; every one but "none" is served by hurtle's own WebSocket layer.
+WSSetting = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -74,6 +77,28 @@ class Config:
     # -- the event loop and protocol --------------------------------------------
     loop: LoopSetting = _opt("auto", "Event loop: 'auto' uses uvloop when it is installed.")
     http: HTTPSetting = _opt("auto", "HTTP protocol version to serve.")
+
+    # -- WebSocket -------------------------------------------------------------
+    ws: WSSetting = _opt(  # noqa: RUF009 - a str Literal, immutable
+        "auto", "WebSocket support; 'none' serves upgrade requests as plain HTTP."
+    )
+    # Bounds what one client can make the server hold for one message
+    # (Uvicorn's default); counted after decompression.
+    ws_max_size: int = _opt(
+        16 * 1024 * 1024, "Largest WebSocket message in bytes; larger closes with 1009."
+    )
+    # Messages the app has not received yet; beyond this, reading pauses so a
+    # fast client cannot fill memory (Uvicorn's default).
+    ws_max_queue: int = _opt(32, "Unread WebSocket messages held before reading pauses.")
+    ws_ping_interval: float | None = _opt(
+        20.0, "Seconds between server pings on a WebSocket; 0 or unset disables them."
+    )
+    ws_ping_timeout: float | None = _opt(
+        20.0, "Close a WebSocket with 1011 when a ping gets no pong in this many seconds."
+    )
+    ws_per_message_deflate: bool = _opt(
+        True, "Accept the permessage-deflate WebSocket extension (RFC 7692) when offered."
+    )
 
     # -- response headers ------------------------------------------------------
     server_header: bool = _opt(True, "Send a 'server: hurtle' header.")
@@ -139,7 +164,15 @@ class Config:
             raise ValueError(f"lifespan must be auto, on or off, got {self.lifespan!r}")
         if self.interface not in ("auto", "asgi3", "asgi2"):
             raise ValueError(f"interface must be auto, asgi3 or asgi2, got {self.interface!r}")
-        for name in ("limit_request_line", "limit_request_fields", "limit_request_head"):
+        if self.ws not in ("auto", "none", "websockets", "websockets-sansio", "wsproto"):
+            raise ValueError(f"ws must be auto or none, got {self.ws!r}")
+        for name in (
+            "limit_request_line",
+            "limit_request_fields",
+            "limit_request_head",
+            "ws_max_size",
+            "ws_max_queue",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("timeout_keep_alive", "timeout_request_header", "timeout_graceful_shutdown"):
