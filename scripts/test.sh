@@ -26,8 +26,16 @@ if ((${#missing[@]})); then
 fi
 
 PYTHON=${PYTHON:-python3}
-if [[ ! -x .venv/bin/python ]]; then
-    "$PYTHON" -m venv .venv
+if [[ ! -x .venv/bin/pip ]]; then
+    rm -rf .venv
+    if ! "$PYTHON" -m venv .venv; then
+        # Debian ships venv's ensurepip separately; add it once when we may.
+        [[ $(id -u) -eq 0 ]] || exit 1
+        rm -rf .venv
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+        "$PYTHON" -m venv .venv
+    fi
 fi
 VENV=.venv/bin
 "$VENV/python" -m pip install --quiet -e '.[dev,standard]'
