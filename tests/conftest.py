@@ -21,13 +21,22 @@ _LOGGER_NAMES = ("", "hurtle", "hurtle.error", "hurtle.access", "hurtle.asgi")
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
-    """Undo what `configure_logging` (or a log-config file) did to the loggers."""
+    """Start from unconfigured ``hurtle`` loggers; undo any configuration afterwards.
+
+    Unconfigured means: no handlers, propagating to the root logger, so
+    ``caplog`` sees every record whatever an earlier test configured.
+    """
     saved = []
     for name in _LOGGER_NAMES:
         logger = logging.getLogger(name)
         saved.append(
             (logger, list(logger.handlers), logger.level, logger.propagate, logger.disabled)
         )
+        if name:
+            logger.handlers = []
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
+            logger.disabled = False
     try:
         yield
     finally:

@@ -6,11 +6,12 @@ import argparse
 import dataclasses
 import subprocess
 import sys
+import typing
 
 import pytest
 
 import hurtle
-from hurtle.cli import _argument_for, build_parser, config_from_args, flag_for
+from hurtle.cli import _argument_for, _field_types, build_parser, config_from_args, flag_for
 from hurtle.config import Config, option_fields
 from tests.utils import REPO_ROOT
 
@@ -112,6 +113,20 @@ def test_options_reach_the_config() -> None:
     assert config.root_path == "/api"
     assert config.env_file == ".env"
     assert config.app_dir == "src"
+
+
+def test_optional_numbers_accept_none() -> None:
+    # `int | None` and `float | None` options can be unset from the command line.
+    checked = 0
+    for name, annotation in _field_types().items():
+        inner = set(typing.get_args(annotation)) - {type(None)}
+        if type(None) in typing.get_args(annotation) and inner in ({int}, {float}):
+            config = config_from_args(["main:app", flag_for(name), "none"])
+            assert getattr(config, name) is None, name
+            config = config_from_args(["main:app", flag_for(name), "3"])
+            assert getattr(config, name) == 3, name
+            checked += 1
+    assert checked >= 3
 
 
 def test_header_option_is_repeatable() -> None:

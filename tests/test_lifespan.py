@@ -11,6 +11,8 @@ from hurtle.asgi.lifespan import Lifespan
 
 Mode = Literal["auto", "on", "off"]
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 
 class Recorder:
     """A lifespan app scripted by the test: it answers each message as told."""

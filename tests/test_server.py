@@ -176,6 +176,30 @@ def test_fd_from_the_command_line() -> None:
             assert httpx.get(child.url, timeout=10).text == "hello"
 
 
+def test_fd_that_is_not_a_socket_exits_1(tmp_path: Path) -> None:
+    with open(tmp_path / "plain", "w") as file:
+        server = Server(Config(basic.app, fd=file.fileno(), loop="asyncio"))
+        with pytest.raises(SystemExit) as info:
+            server.run()
+    assert info.value.code == 1
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_unresolvable_host_exits_1(caplog: pytest.LogCaptureFixture) -> None:
+    server = Server(Config(basic.app, host="no-such-host.invalid", port=0, loop="asyncio"))
+    with pytest.raises(SystemExit) as info:
+        server.run()
+    assert info.value.code == 1
+    assert "cannot resolve host" in caplog.text
+
+
+def test_localhost_binds_every_address_on_one_port() -> None:
+    with run_server(basic.app, host="localhost") as running:
+        ports = set(running.server.bound_ports())
+        assert len(ports) == 1
+        assert httpx.get(f"http://127.0.0.1:{ports.pop()}", timeout=10).text == "hello"
+
+
 def test_serve_given_sockets() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))

@@ -73,11 +73,20 @@ def _optional_int(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
 
 
-def _nonnegative_float(text: str) -> float:
+def _float(text: str) -> float:
     try:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _optional_float(text: str) -> float | None:
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
 # -- generation ----------------------------------------------------------------
@@ -151,7 +160,7 @@ def _argument_for(field: dataclasses.Field[Any], tp: Any) -> tuple[list[str], di
         kwargs["help"] = with_default(help_text)
         return [flag], kwargs
     if inner is float:
-        kwargs["type"] = _nonnegative_float
+        kwargs["type"] = _optional_float if optional else _float
         kwargs.setdefault("metavar", "SECONDS" if name.startswith("timeout") else "FLOAT")
         kwargs["help"] = with_default(help_text)
         return [flag], kwargs

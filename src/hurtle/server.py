@@ -286,7 +286,15 @@ def bind_unix(path: str) -> socket.socket:
 
 def socket_from_fd(fd: int) -> socket.socket:
     """A socket on a duplicate of `fd`, so closing the server leaves the caller's fd open."""
-    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        duplicate = os.dup(fd)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot use file descriptor {fd}: {exc.strerror}") from None
+    try:
+        sock = socket.socket(fileno=duplicate)
+    except OSError as exc:
+        os.close(duplicate)
+        raise OSError(exc.errno, f"file descriptor {fd} is not a socket") from None
     if sock.type != socket.SOCK_STREAM:
         sock.close()
         raise OSError(errno.ENOTSOCK, f"file descriptor {fd} is not a stream socket")
