@@ -131,11 +131,11 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "hypercorn",
             "hypercorn (uvloop worker)",
-            # no --access-logfile: access log off; h2 cap raised (default closes an HTTP/2
-            # connection after 1000 requests and h2load does not reconnect)
-            lambda app, port: _py("-m", "hypercorn", f"apps:{app}", "--bind", f"{HOST}:{port}",
-                                  "--workers", "1", "--worker-class", "uvloop",
-                                  "--log-level", "warning"),
+            # no --access-logfile: access log off; hypercorn.toml lifts the default cap of
+            # 1000 requests per connection (HTTP/1.1 and HTTP/2; h2load does not reconnect)
+            lambda app, port: _py("-m", "hypercorn", "--config", "hypercorn.toml", f"apps:{app}",
+                                  "--bind", f"{HOST}:{port}", "--workers", "1",
+                                  "--worker-class", "uvloop", "--log-level", "warning"),
             h2c=True,
         ),
         ServerSpec(
@@ -373,20 +373,6 @@ def cpu_ticks(cpus: set[int]) -> tuple[int, int, int]:
     return total, busy, steal
 
 
-def group_ticks(pgid: int) -> int:
-    """utime + stime of the live processes of a group, in clock ticks."""
-    ticks = 0
-    for pid in group_pids(pgid):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks
-
-
 def process_ticks() -> dict[int, tuple[int, int, bool]]:
     """pid -> (utime+stime ticks, process group, is a kernel thread) for every process."""
     out = {}
@@ -437,6 +423,7 @@ class CpuMeter:
         if total <= 0 or elapsed <= 0:
             return
         run.server_cpu = 100.0 * mine / total
+        run.server_seconds = mine / os.sysconf("SC_CLK_TCK")
         run.other_cpu = 100.0 * other / elapsed
         run.kernel_cpu = 100.0 * kernel / elapsed
         run.steal = 100.0 * steal / total
@@ -596,6 +583,18 @@ class Run:
     server_cpu: float | None = None  # % of the server CPU(s) used by the server's processes
     other_cpu: float | None = None  # % of one CPU used by other user-space processes
     kernel_cpu: float | None = None  # % of one CPU used by kernel threads (softirq, ...)
+    server_seconds: float | None = None  # CPU seconds the server's processes used
+
+    @property
+    def cpu_us(self) -> float | None:
+        """Server CPU time per request, in microseconds: robust to a slowed client."""
+        if self.server_seconds is None or not self.requests:
+            return None
+        return self.server_seconds * 1e6 / self.requests
+
+    @property
+    def noisy(self) -> bool:
+        return self.other_cpu is not None and self.other_cpu > NOISY
     steal: float | None = None  # % of the server CPU(s) stolen by the hypervisor
 
     @property
@@ -656,8 +655,6 @@ def parse_h2load(out: str) -> Run:
         run.socket_errors = {"failed": failed, "errored": errored, "timeout": timeout}
     if m := re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out):
         run.non2xx = int(m.group(3)) + int(m.group(4))
-    if m := re.search(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out):
-        run.p50_ms = None  # h2load gives min/max/mean/sd, not percentiles
     return run
 
 
@@ -735,6 +732,10 @@ class Cell:
         values = [r.server_cpu for r in self.runs if r.server_cpu is not None]
         return statistics.median(values) if values else None
 
+    def cpu_us(self) -> float | None:
+        values = [r.cpu_us for r in self.runs if r.cpu_us is not None]
+        return statistics.median(values) if values else None
+
     def max_other(self) -> float | None:
         values = [r.other_cpu for r in self.runs if r.other_cpu is not None]
         return max(values) if values else None
@@ -760,6 +761,7 @@ class Options:
     server_cpu: str | None
     client_cpu: str | None
     quick: bool
+    retry_noisy: int = 0
 
 
 def measure_scenario(scenario: Scenario, opts: Options) -> dict[str, Cell]:
@@ -808,21 +810,30 @@ def measure_scenario(scenario: Scenario, opts: Options) -> dict[str, Cell]:
                                   f"log: {server.log_path.relative_to(REPO)}")
                     log(f"  {name}: {cell.error}")
                     continue
-                cmd = load_command(scenario, server.port, opts.duration, opts.connections,
-                                   opts.client_cpu)
-                meter = CpuMeter(parse_cpulist(opts.server_cpu), server.pgid)
-                run = run_load(cmd, log_path[name])
-                meter.finish(run)
-                cell.runs.append(run)
-                note = f"  FAILED: {run.problems()}" if run.failed else ""
-                if run.server_cpu is not None:
-                    note = (f"  (server {run.server_cpu:.0f} % CPU, other processes "
-                            f"{run.other_cpu:.0f} %, kernel threads {run.kernel_cpu:.0f} %"
-                            f"{f', steal {run.steal:.0f} %' if run.steal else ''})") + note
-                if run.other_cpu is not None and run.other_cpu > NOISY:
-                    note += "  NOISY"
-                log(f"  {scenario.name:<9} {name:<15} run {round_no + 1}/{opts.runs}: "
-                    f"{run.rps:>10,.0f} req/s{note}")
+                attempts: list[Run] = []
+                for attempt in range(opts.retry_noisy + 1):
+                    cmd = load_command(scenario, server.port, opts.duration, opts.connections,
+                                       opts.client_cpu)
+                    meter = CpuMeter(parse_cpulist(opts.server_cpu), server.pgid)
+                    run = run_load(cmd, log_path[name])
+                    meter.finish(run)
+                    note = f"  FAILED: {run.problems()}" if run.failed else ""
+                    if run.server_cpu is not None:
+                        note = (f"  (server {run.server_cpu:.0f} % CPU"
+                                f"{f', {run.cpu_us:.1f} µs/req' if run.cpu_us else ''}; "
+                                f"other processes {run.other_cpu:.0f} %, kernel threads "
+                                f"{run.kernel_cpu:.0f} %"
+                                f"{f', steal {run.steal:.0f} %' if run.steal else ''})") + note
+                    retry = run.noisy and attempt < opts.retry_noisy
+                    if run.noisy:
+                        note += "  NOISY" + (", again" if retry else "")
+                    log(f"  {scenario.name:<9} {name:<15} run {round_no + 1}/{opts.runs}: "
+                        f"{run.rps:>10,.0f} req/s{note}")
+                    attempts.append(run)
+                    if not retry:
+                        break
+                # keep the least disturbed attempt
+                cell.runs.append(min(attempts, key=lambda r: r.other_cpu or 0.0))
         for name, server in started.items():
             if server.alive():
                 cells[name].rss_kib, cells[name].processes = server.rss()
@@ -865,8 +876,8 @@ def scenario_table(scenario: Scenario, cells: dict[str, Cell], opts: Options) ->
         f"### {scenario.name}: {scenario.title}, {conns} connections",
         "",
         "| server | req/s (median) | spread (min–max) | p99 latency | hurtle ÷ this "
-        "| hurtle-asyncio ÷ this | this ÷ raw | server CPU | RSS after | status |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| hurtle-asyncio ÷ this | this ÷ raw | server CPU | CPU µs/req | RSS after | status |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     hurtle = cells.get("hurtle")
     hurtle_a = cells.get("hurtle-asyncio")
@@ -884,7 +895,9 @@ def scenario_table(scenario: Scenario, cells: dict[str, Cell], opts: Options) ->
         else:
             spread_s = "–"
         p99 = cell.p99()
-        if cell.error:
+        if cell.error and "(skipped)" in cell.error:
+            status = cell.error
+        elif cell.error:
             status = f"**FAILED**: {cell.error}"
         elif cell.failed_runs:
             problems = "; ".join(r.problems() for r in cell.failed_runs)
@@ -895,6 +908,7 @@ def scenario_table(scenario: Scenario, cells: dict[str, Cell], opts: Options) ->
         if other is not None and other > NOISY:
             status += f"; noisy: other processes took up to {other:.0f} % of a CPU"
         cpu = cell.server_cpu()
+        cpu_us = cell.cpu_us()
         mine = usable_median(cell)
         lines.append(
             f"| {name} | {fmt_rps(median)} | {spread_s} | "
@@ -903,6 +917,7 @@ def scenario_table(scenario: Scenario, cells: dict[str, Cell], opts: Options) ->
             f"{fmt_ratio(usable_median(hurtle_a), mine) if name != 'hurtle-asyncio' else ''} | "
             f"{fmt_ratio(mine, usable_median(raw)) if name != 'raw' else ''} | "
             f"{'–' if cpu is None else f'{cpu:.0f} %'} | "
+            f"{'–' if cpu_us is None else f'{cpu_us:.1f}'} | "
             f"{fmt_mib(cell.rss_kib)}{f' ({cell.processes} procs)' if cell.processes > 1 else ''}"
             f" | {status} |"
         )
@@ -1005,7 +1020,9 @@ def machine_description(opts: Options) -> list[str]:
         f"- method: {opts.runs} runs x {opts.duration:g} s per server and scenario after a "
         f"{opts.warmup:g} s warm-up, servers interleaved round-robin (order rotated each "
         f"round); one worker each, access logs off, loopback; {opts.connections} connections "
-        "unless the scenario says otherwise; wrk -t1",
+        "unless the scenario says otherwise; wrk -t1; a run during which other processes "
+        f"used more than {NOISY:.0f} % of a CPU was repeated up to {opts.retry_noisy} time(s), "
+        "keeping the least disturbed attempt",
     ]
 
 
@@ -1097,7 +1114,8 @@ def update_readme(text: str, saved: Path) -> None:
 # profiling
 
 
-def profile(server_name: str, scenarios: list[Scenario], opts: Options, fmt: str) -> None:
+def profile(server_name: str, scenarios: list[Scenario], opts: Options, fmt: str,
+            native: bool = False) -> None:
     pyspy = VENV / "bin" / "py-spy"
     if not pyspy.exists():
         subprocess.run([str(VPY), "-m", "pip", "install", "-q", "py-spy"], check=True)
@@ -1111,10 +1129,13 @@ def profile(server_name: str, scenarios: list[Scenario], opts: Options, fmt: str
             run_load(cmd)
             ext = {"flamegraph": "svg", "speedscope": "json", "raw": "txt"}[fmt]
             out = LOGS / f"profile-{server_name}-{scenario.name}.{ext}"
+            out.unlink(missing_ok=True)
             spy = pin(opts.client_cpu) + [
                 str(pyspy), "record", "--pid", str(server.proc.pid), "--subprocesses",
                 "--rate", "1000", "--duration", f"{max(1, int(opts.duration))}",
-                "--format", fmt, "--output", str(out), "--nonblocking",
+                "--format", fmt, "--output", str(out),
+                # --native needs to pause the process; otherwise sample without pausing
+                *(["--native"] if native else ["--nonblocking"]),
             ]
             log(f"profile: {display(spy)}")
             spy_proc = subprocess.Popen(spy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -1130,7 +1151,9 @@ def profile(server_name: str, scenarios: list[Scenario], opts: Options, fmt: str
                 spy_out, _ = spy_proc.communicate()
             log(f"profile: {scenario.name} {server_name}: {run.rps:,.0f} req/s under py-spy "
                 f"(not comparable); py-spy said: {spy_out.strip().splitlines()[-1:]}")
-            if fmt == "raw" and out.exists():
+            if not out.exists():
+                log(f"profile: py-spy wrote nothing (exit code {spy_proc.returncode})")
+            elif fmt == "raw":
                 summary_path = out.with_suffix(".top.txt")
                 summary_path.write_text(summarize_collapsed(out.read_text()))
                 log(f"profile: wrote {out.relative_to(REPO)} and {summary_path.relative_to(REPO)}")
@@ -1143,10 +1166,15 @@ def profile(server_name: str, scenarios: list[Scenario], opts: Options, fmt: str
             server.stop()
 
 
+_LINE = re.compile(r":\d+\)$")
+_FILE = re.compile(r"\(([^():]+)(?::\d+)?\)$")
+
+
 def summarize_collapsed(text: str, top: int = 30) -> str:
-    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
+    """Self and inclusive sample shares per function (lines merged) from py-spy's raw output."""
     self_counts: dict[str, int] = {}
     incl_counts: dict[str, int] = {}
+    file_counts: dict[str, int] = {}
     total = 0
     for line in text.splitlines():
         stack, _, count_s = line.rpartition(" ")
@@ -1154,15 +1182,25 @@ def summarize_collapsed(text: str, top: int = 30) -> str:
             continue
         count = int(count_s)
         total += count
-        frames = stack.split(";")
-        leaf = frames[-1]
-        self_counts[leaf] = self_counts.get(leaf, 0) + count
+        frames = [_LINE.sub(")", f) for f in stack.split(";")
+                  if not f.startswith("process ") and "<frozen runpy>" not in f]
+        if not frames:
+            continue
+        self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + count
+        where = _FILE.search(frames[-1])
+        key = where.group(1) if where else frames[-1]
+        file_counts[key] = file_counts.get(key, 0) + count
         for frame in set(frames):
             incl_counts[frame] = incl_counts.get(frame, 0) + count
     if not total:
         return "no samples\n"
-    out = [f"{total} samples", "", "self %  function"]
+    out = [f"{total} samples (run_in_new_loop / run_forever self time is the event loop "
+           "itself: C code, syscalls included, unless --profile-native)", "",
+           "self %  function"]
     for name, count in sorted(self_counts.items(), key=lambda kv: -kv[1])[:top]:
+        out.append(f"{100 * count / total:6.1f}  {name}")
+    out += ["", "self %  file (where the time is spent, by module)"]
+    for name, count in sorted(file_counts.items(), key=lambda kv: -kv[1])[:top]:
         out.append(f"{100 * count / total:6.1f}  {name}")
     out += ["", "incl %  function"]
     for name, count in sorted(incl_counts.items(), key=lambda kv: -kv[1])[:top]:
@@ -1189,6 +1227,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "(2; quick 1)")
     p.add_argument("--connections", type=int, default=64,
                    help="wrk connections where the scenario fixes none (64)")
+    p.add_argument("--retry-noisy", type=int, metavar="N",
+                   help="repeat a run up to N times while other processes used more than "
+                   f"{NOISY:.0f} %% of a CPU during it (1; quick 0)")
     p.add_argument("--server-cpu", default="1", help="CPU list for servers (taskset -c)")
     p.add_argument("--client-cpu", default="0", help="CPU list for wrk/h2load")
     p.add_argument("--label", help="results file label: results/DATE-LABEL.md "
@@ -1205,6 +1246,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "instead of benchmarking; output in bench/logs/")
     p.add_argument("--profile-format", default="raw", choices=["raw", "flamegraph", "speedscope"],
                    help="py-spy output; 'raw' also writes a top-functions summary (default)")
+    p.add_argument("--profile-native", action="store_true",
+                   help="py-spy --native: include C frames (uvloop, httptools, syscalls)")
     p.add_argument("--list", action="store_true", help="list servers and scenarios, then exit")
     return p.parse_args(argv)
 
@@ -1246,6 +1289,8 @@ def main(argv: list[str] | None = None) -> int:
         server_cpu=args.server_cpu if cpus >= 2 else None,
         client_cpu=args.client_cpu if cpus >= 2 else None,
         quick=args.quick,
+        retry_noisy=(args.retry_noisy if args.retry_noisy is not None
+                     else (0 if args.quick else 1)),
     )
     if opts.runs < 1 or opts.duration < 1 or opts.warmup < 0:
         raise SystemExit("--runs and --duration must be >= 1, --warmup >= 0")
@@ -1266,7 +1311,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile not in SERVERS:
             raise SystemExit(f"unknown server {args.profile!r}")
         try:
-            profile(args.profile, scenarios, opts, args.profile_format)
+            profile(args.profile, scenarios, opts, args.profile_format, args.profile_native)
         finally:
             stop_all()
         return 0
