@@ -111,24 +111,28 @@ def _colour(text: str, code: str) -> str:
     return f"{code}{text}{_RESET}"
 
 
-def _default_use_colors(stream: TextIO | None) -> bool:
+def _default_use_colors(stream_name: str) -> bool:
     # https://no-color.org: an explicit opt-out wins over terminal detection.
     if os.environ.get("NO_COLOR"):
         return False
-    stream = stream if stream is not None else sys.stderr
+    # Looked up now, not at import: sys.stdout and sys.stderr may be replaced.
+    stream: TextIO | None = getattr(sys, stream_name, None)
+    if stream is None:  # pythonw and detached services have no console streams
+        return False
     try:
         return stream.isatty()
-    except (AttributeError, ValueError):  # replaced or closed streams
+    except (AttributeError, ValueError):  # stand-in or closed streams
         return False
 
 
 class ColourizedFormatter(logging.Formatter):
     """A formatter adding ``%(levelprefix)s``: ``"INFO:     "``, coloured on a terminal.
 
-    ``use_colors=None`` decides from whether stderr is a terminal.
+    ``use_colors=None`` decides from whether the stream the default
+    configuration gives it (stderr; stdout for access lines) is a terminal.
     """
 
-    stream: TextIO | None = None
+    stream_name = "stderr"
 
     def __init__(
         self,
@@ -138,7 +142,7 @@ class ColourizedFormatter(logging.Formatter):
         use_colors: bool | None = None,
     ) -> None:
         self.use_colors = (
-            use_colors if use_colors in (True, False) else _default_use_colors(self.stream)
+            use_colors if use_colors in (True, False) else _default_use_colors(self.stream_name)
         )
         super().__init__(fmt=fmt, datefmt=datefmt, style=style)
 
@@ -170,7 +174,7 @@ class AccessFormatter(ColourizedFormatter):
     Records whose arguments are not the access tuple are formatted plainly.
     """
 
-    stream = sys.stdout
+    stream_name = "stdout"
 
     def get_status_code(self, status_code: int) -> str:
         try:
