@@ -79,7 +79,7 @@ class Config:
     http: HTTPSetting = _opt("auto", "HTTP protocol version to serve.")
 
     # -- WebSocket -------------------------------------------------------------
-    ws: WSSetting = _opt(  # noqa: RUF009 - a str Literal, immutable
+    ws: WSSetting = _opt(
         "auto", "WebSocket support; 'none' serves upgrade requests as plain HTTP."
     )
     # Bounds what one client can make the server hold for one message
