@@ -241,6 +241,8 @@ class H1Protocol(asyncio.Protocol):
                 return
 
     def _on_request(self, request: Request) -> None:
+        if request.upgrade is not None and self._upgrade(request):
+            return
         self._deadline = None
         state = self.state
         app = self.app
@@ -280,6 +282,24 @@ class H1Protocol(asyncio.Protocol):
                 self.task = task
             state.tasks.add(task)
             task.add_done_callback(state.tasks.discard)
+
+    def _upgrade(self, request: Request) -> bool:
+        """Hand the connection to the WebSocket layer; False to serve the request as HTTP."""
+        # Imported here: a server that never sees an upgrade never loads it.
+        from hurtle.io.ws import websocket_upgrade  # noqa: PLC0415
+
+        if not websocket_upgrade(self, request):
+            return False
+        # The transport is not this protocol's any more (or is closing after a
+        # handshake error): no timer, no pausing, not one of the server's
+        # connections; the rest of _process() sees _closing and does nothing.
+        self._closing = True
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.state.connections.discard(self)
+        return True
 
     # -- ResponseWriter, for the current cycle -----------------------------------
 
