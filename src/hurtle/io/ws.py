@@ -1,0 +1,457 @@
+"""The asyncio side of a WebSocket connection, after the HTTP/1.1 upgrade.
+
+`websocket_upgrade` is called by `H1Protocol` for a request that carries
+``Connection: upgrade``. It checks the handshake (answering 400 or 426 and
+closing when it is broken) and hands the transport to a `WSProtocol`, with the
+bytes the HTTP parser had already buffered past the request head: nothing is
+re-parsed or re-serialized.
+
+`WSProtocol` is the cycle's `WebSocketWriter`. It runs the app at once; the
+``101`` goes out when the app accepts, and only then are client frames read
+(RFC 6455 section 4.2.2: no frame before the handshake completes).
+
+- Flow control: reading pauses while the app has ``ws_max_queue`` unread
+  messages; ``send()`` waits while the transport is paused for writing.
+- Timers, per connection: a ping every ``ws_ping_interval`` seconds, failing
+  the connection with 1011 when no pong comes within ``ws_ping_timeout``; and
+  a close timeout that drops the TCP connection when the peer does not finish
+  the closing handshake.
+- Closing: the server closes TCP once close frames went both ways (section
+  7.1.1), at once after a protocol failure (section 7.1.7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, cast
+
+from hurtle.asgi.websocket import CLOSE_ABNORMAL, WebSocketCycle, websocket_scope
+from hurtle.protocol.h1 import error_response
+from hurtle.protocol.ws import (
+    OPEN,
+    CloseReceived,
+    Failure,
+    HandshakeError,
+    Message,
+    Pong,
+    UpgradeRequest,
+    WSConnection,
+    accept_response,
+    is_websocket_upgrade,
+    validate_request,
+)
+
+if TYPE_CHECKING:
+    from hurtle.config import Config
+    from hurtle.io.h1 import H1Protocol
+    from hurtle.io.state import ServerState
+    from hurtle.protocol.events import Request
+    from hurtle.protocol.h1 import H1Connection
+
+logger = logging.getLogger("hurtle.error")
+access_logger = logging.getLogger("hurtle.access")
+
+# How long the peer has to answer our close frame (or to read what is still
+# buffered for it) before the TCP connection is dropped. The RFC sets no
+# figure; 10 s is what the `websockets` library uses.
+CLOSE_TIMEOUT = 10.0
+# Bytes a client may send before the handshake completes (it should send
+# none) before reading pauses until the app accepts.
+_PRE_ACCEPT_HIGH_WATER = 65536
+
+_GOING_AWAY = 1001
+_INTERNAL_ERROR = 1011
+
+_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
+
+
+def websocket_upgrade(h1: H1Protocol, request: Request) -> bool:
+    """Take over a connection whose request asked for an upgrade; False to serve it as HTTP.
+
+    True means the connection is no longer the HTTP protocol's: either a
+    `WSProtocol` owns it, or a handshake error was answered and it closes.
+    """
+    config = h1.config
+    upgrade = request.upgrade
+    if config.ws == "none" or upgrade is None or not is_websocket_upgrade(upgrade):
+        return False
+    transport = h1.transport
+    assert transport is not None
+    try:
+        handshake = validate_request(
+            request.method,
+            request.http_version,
+            request.headers,
+            request.has_body,
+            config.ws_per_message_deflate,
+        )
+    except HandshakeError as exc:
+        client = h1.client
+        logger.info(
+            "Invalid WebSocket handshake from %s: %s (answered %d)",
+            f"{client[0]}:{client[1]}" if client else "-",
+            exc.reason,
+            exc.status,
+        )
+        extra = b"".join(name + b": " + value + b"\r\n" for name, value in exc.headers)
+        transport.write(
+            error_response(exc.status, exc.reason, extra + h1.state.default_header_block())
+        )
+        transport.close()
+        return True
+    h1.state.total_requests += 1
+    protocol = WSProtocol(config, h1.app, h1.state, h1.conn, transport, h1.loop)
+    scope = websocket_scope(
+        request.http_version,
+        request.path,
+        request.query,
+        request.headers,
+        "wss" if h1.scheme == "https" else "ws",
+        h1.client,
+        h1.server,
+        config.root_path,
+        h1.state.app_state,
+        handshake.subprotocols,
+    )
+    protocol.start(scope, handshake, h1.conn.parser.trailing_data)
+    return True
+
+
+class WSProtocol(asyncio.Protocol):
+    """One WebSocket connection, from the upgrade request to the closed socket."""
+
+    __slots__ = (
+        "_close_timer",
+        "_handshake",
+        "_pending",
+        "_pending_size",
+        "_ping_count",
+        "_ping_payload",
+        "_ping_timer",
+        "_pong_timer",
+        "_read_paused",
+        "_shutting_down",
+        "_write_paused",
+        "_write_waiter",
+        "app",
+        "config",
+        "conn",
+        "cycle",
+        "h1",
+        "loop",
+        "state",
+        "task",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        app: Any,
+        state: ServerState,
+        h1: H1Connection,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.config = config
+        self.app = app
+        self.state = state
+        self.h1 = h1
+        self.transport = transport
+        self.loop = loop
+        self.conn: WSConnection | None = None
+        self.cycle: WebSocketCycle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._handshake: UpgradeRequest | None = None
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._read_paused = False
+        self._write_paused = False
+        self._write_waiter: asyncio.Future[None] | None = None
+        self._shutting_down = False
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pong_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._ping_payload = b""
+        self._ping_count = 0
+
+    def start(self, scope: dict[str, Any], handshake: UpgradeRequest, trailing: bytes) -> None:
+        """Take the transport over and start the app with ``websocket.connect`` waiting."""
+        self._handshake = handshake
+        if trailing:
+            self._pending.append(trailing)
+            self._pending_size = len(trailing)
+        self.transport.set_protocol(self)
+        self.state.connections.add(self)
+        self.cycle = cycle = WebSocketCycle(scope, self, self.config.ws_max_queue)
+        task = self.loop.create_task(cycle.run(self.app))
+        self.task = task
+        self.state.tasks.add(task)
+        task.add_done_callback(self.state.tasks.discard)
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Never called: the transport is handed over by `start`, already connected.
+        self.transport = cast("asyncio.Transport", transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+        self._cancel_timers()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.disconnect(CLOSE_ABNORMAL)
+        waiter = self._write_waiter
+        self._write_waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool | None:
+        # A half-close ends the WebSocket too; the transport closes and
+        # connection_lost reports 1006 unless a close frame came first.
+        return None
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None:
+            # Before accept: hold the bytes (a client should send none yet).
+            self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size > _PRE_ACCEPT_HIGH_WATER:
+                self._pause_reading()
+            return
+        events = conn.receive_data(data)
+        if events:
+            self._on_events(conn, events)
+
+    def _on_events(self, conn: WSConnection, events: list[Any]) -> None:
+        cycle = self.cycle
+        assert cycle is not None
+        for event in events:
+            kind = type(event)
+            if kind is Message:
+                if cycle.feed(event.data):
+                    self._pause_reading()
+            elif kind is Pong:
+                if self._pong_timer is not None and event.payload == self._ping_payload:
+                    self._pong_timer.cancel()
+                    self._pong_timer = None
+            elif kind is CloseReceived:
+                out = conn.data_to_send()
+                if out:
+                    self.transport.write(out)
+                cycle.disconnect(event.code, event.reason)
+                # Section 7.1.1: both close frames are out; the server ends TCP.
+                self._end(True)
+                return
+            elif kind is Failure:
+                logger.info(
+                    "WebSocket protocol error: %s (closing with %d)", event.reason, event.code
+                )
+                out = conn.data_to_send()
+                if out:
+                    self.transport.write(out)
+                cycle.disconnect(event.code, event.reason)
+                self._end(True)
+                return
+            # Ping: the core has queued the pong; it goes out below.
+        out = conn.data_to_send()
+        if out:
+            self.transport.write(out)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._write_waiter
+        if waiter is not None:
+            self._write_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- WebSocketWriter, for the cycle ---------------------------------------------
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
+
+    def accept(self, subprotocol: str | None, headers: list[tuple[bytes, bytes]]) -> None:
+        handshake = self._handshake
+        assert handshake is not None
+        self.transport.write(
+            accept_response(handshake, subprotocol, headers, self.state.default_header_block())
+        )
+        self._log_access(101)
+        self.conn = conn = WSConnection(self.config.ws_max_size, handshake.deflate)
+        interval = self.config.ws_ping_interval
+        if interval:
+            self._ping_timer = self.loop.call_later(interval, self._send_ping)
+        if self._shutting_down:
+            self._server_close(_GOING_AWAY, "Server shutting down")
+            return
+        if self._read_paused:
+            self.resume_reading()
+        pending = self._pending
+        if pending:
+            self._pending = []
+            self._pending_size = 0
+            events = conn.receive_data(b"".join(pending))
+            if events:
+                self._on_events(conn, events)
+
+    def send_message(self, data: str | bytes) -> None:
+        conn = self.conn
+        assert conn is not None
+        self.transport.write(conn.send_message(data))
+
+    def close(self, code: int, reason: str) -> None:
+        """The app closes: send our close frame and wait (bounded) for the peer's."""
+        conn = self.conn
+        if conn is None or conn.state != OPEN:
+            return
+        self.transport.write(conn.send_close(code, reason))
+        self._cancel_timers()
+        self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
+
+    def write_response_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content_length: int | None,
+        body: bytes,
+        end: bool,
+    ) -> None:
+        # The denial response (or 403, or 500) is plain HTTP/1.1 on the same
+        # connection: the HTTP core frames it, then the connection closes.
+        h1 = self.h1
+        h1.keep_alive = False
+        self.transport.write(
+            h1.response_head(
+                status, headers, self.state.default_header_block(), content_length, body, end
+            )
+        )
+        self._log_access(status)
+        if end:
+            self._end(False)
+
+    def write_response_body(self, body: bytes, end: bool) -> None:
+        out = self.h1.response_body(body, end)
+        if out:
+            self.transport.write(out)
+        if end:
+            self._end(False)
+
+    async def wait_writable(self) -> None:
+        while self._write_paused and not self.transport.is_closing():
+            waiter = self._write_waiter
+            if waiter is None:
+                waiter = self._write_waiter = self.loop.create_future()
+            await waiter
+
+    def resume_reading(self) -> None:
+        if self._read_paused and not self.transport.is_closing():
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def abort(self) -> None:
+        self._cancel_timers()
+        self.transport.abort()
+
+    # -- timers, closing, shutdown ----------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and not self.transport.is_closing():
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _send_ping(self) -> None:
+        self._ping_timer = None
+        conn = self.conn
+        if conn is None or conn.state != OPEN or self.transport.is_closing():
+            return
+        # A counter tells an answer to this ping from a stale or unsolicited pong.
+        self._ping_count += 1
+        self._ping_payload = payload = self._ping_count.to_bytes(4, "big")
+        self.transport.write(conn.send_ping(payload))
+        timeout = self.config.ws_ping_timeout
+        if timeout and self._pong_timer is None:
+            self._pong_timer = self.loop.call_later(timeout, self._ping_timed_out)
+        interval = self.config.ws_ping_interval
+        if interval:
+            self._ping_timer = self.loop.call_later(interval, self._send_ping)
+
+    def _ping_timed_out(self) -> None:
+        self._pong_timer = None
+        logger.info("WebSocket ping timed out; closing with %d", _INTERNAL_ERROR)
+        self._server_close(_INTERNAL_ERROR, "keepalive ping timeout")
+
+    def _server_close(self, code: int, reason: str) -> None:
+        """The server ends the connection on its own (ping timeout, shutdown)."""
+        conn = self.conn
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.disconnect(code, reason)
+        if conn is not None and conn.state == OPEN:
+            self.transport.write(conn.send_close(code, reason))
+            self._cancel_timers()
+            self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
+        else:
+            self._end(True)
+
+    def _close_timed_out(self) -> None:
+        self._close_timer = None
+        self.transport.abort()
+
+    def _cancel_timers(self) -> None:
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        if self._pong_timer is not None:
+            self._pong_timer.cancel()
+            self._pong_timer = None
+
+    def _end(self, websocket: bool) -> None:
+        """Close TCP once the buffered bytes are out, or drop it when they never leave."""
+        self._cancel_timers()
+        self.transport.close()
+        if self._close_timer is None and websocket:
+            self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
+
+    def shutdown(self) -> None:
+        """Graceful stop: close an open WebSocket with 1001 (going away)."""
+        self._shutting_down = True
+        conn = self.conn
+        if conn is not None and conn.state == OPEN:
+            self._server_close(_GOING_AWAY, "Server shutting down")
+        # Before accept the app still decides; accept() then closes with 1001.
+
+    def force_close(self) -> None:
+        """The graceful timeout ran out: the app sees 1006, its task a cancel."""
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.disconnect(CLOSE_ABNORMAL)
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+        self.abort()
+
+    def _log_access(self, status: int) -> None:
+        if not self.config.access_log or not access_logger.isEnabledFor(logging.INFO):
+            return
+        cycle = self.cycle
+        if cycle is None:
+            return
+        scope = cycle.scope
+        client = scope["client"]
+        client_addr = f"{client[0]}:{client[1]}" if client else "-"
+        path = scope["path"]
+        query = scope["query_string"]
+        full_path = path + "?" + query.decode("latin-1") if query else path
+        access_logger.info(
+            '%s - "WebSocket %s" %d', client_addr, full_path.translate(_ESCAPES), status
+        )
