@@ -108,9 +108,12 @@ class H1Connection:
             if name == b"transfer-encoding":
                 continue
             if name == b"connection":
+                # Hop-by-hop and owned by the server: the app may ask to close,
+                # and the server writes the one Connection header itself.
                 if b"close" in value.lower():
                     keep_alive = False
-            elif name == b"content-length" and (status < 200 or status == 204):
+                continue
+            if name == b"content-length" and (status < 200 or status == 204):
                 continue
             parts.append(name + b": " + value + b"\r\n")
 

@@ -54,6 +54,7 @@ class RequestParser:
         "_body_total",
         "_buf",
         "_chunk_ext_total",
+        "_empty_lines",
         "_remaining",
         "_state",
         "max_body",
@@ -82,6 +83,7 @@ class RequestParser:
         self._remaining = 0
         self._body_total = 0
         self._chunk_ext_total = 0
+        self._empty_lines = 0
 
     # -- feeding -------------------------------------------------------------
 
@@ -144,11 +146,13 @@ class RequestParser:
         buf = self._buf
         if not buf:
             return NEED_DATA
-        if buf[:2] == b"\r\n":
-            stripped = buf.lstrip(b"\r\n")
-            if (len(buf) - len(stripped)) > 2 * _MAX_LEADING_EMPTY_LINES:
-                raise BadRequest("Too many empty lines before the request line")
-            buf = self._buf = stripped
+        if buf[0] == 13:  # "\r": empty lines before the request line
+            while buf[:2] == b"\r\n":
+                self._empty_lines += 1
+                if self._empty_lines > _MAX_LEADING_EMPTY_LINES:
+                    raise BadRequest("Too many empty lines before the request line")
+                buf = buf[2:]
+            self._buf = buf
             if not buf:
                 return NEED_DATA
         end = buf.find(b"\r\n\r\n")
@@ -179,6 +183,7 @@ class RequestParser:
             if len(fields) > self.max_fields:
                 raise HeaderFieldsTooLarge("Too many header fields")
         self._buf = buf[end + 4 :]
+        self._empty_lines = 0
 
         headers = [(name.lower(), value) for name, value in fields]
         request = self._interpret(method, target, http_version, headers)
@@ -199,10 +204,17 @@ class RequestParser:
         # over a limit or malformed, rather than waiting for the timeout.
         line_end = buf.find(b"\r\n")
         if line_end == -1:
-            if len(buf) > self.max_line:
+            # A CR at the very end may be the first half of the line's CRLF.
+            if len(buf) - buf.endswith(b"\r") > self.max_line:
                 raise URITooLong("Request line too long")
         elif line_end > self.max_line:
             raise URITooLong("Request line too long")
+        else:
+            match = abnf.REQUEST_LINE.fullmatch(buf, 0, line_end)
+            if match is None:
+                raise BadRequest("Invalid request line")
+            if match.group(3) != b"1":
+                raise VersionNotSupported("HTTP version not supported")
         if len(buf) >= self.max_head:
             raise HeaderFieldsTooLarge("Request head too large")
         if buf.count(b"\n") != buf.count(b"\r\n"):
@@ -390,9 +402,14 @@ class RequestParser:
             if line_end == -1:
                 if b"\n" in buf:
                     raise BadRequest("Bare LF in chunk size line")
-                if len(buf) > max_line:
+                digits = abnf.HEX_PREFIX.match(buf)
+                if digits is not None and len(digits.group().lstrip(b"0")) > _MAX_CHUNK_SIZE_DIGITS:
+                    raise ContentTooLarge("Chunk size too large")
+                if len(buf) - buf.endswith(b"\r") > max_line:
                     raise BadRequest("Chunk size line too long")
                 return NEED_DATA
+            if line_end > max_line:
+                raise BadRequest("Chunk size line too long")
             match = abnf.CHUNK_LINE.fullmatch(buf, 0, line_end + 2)
             if match is None:
                 raise BadRequest("Invalid chunk size line")
@@ -425,8 +442,6 @@ class RequestParser:
                 raise HeaderFieldsTooLarge("Trailer section too large")
             if buf.count(b"\n") != buf.count(b"\r\n"):
                 raise BadRequest("Bare LF in trailer section")
-            if len(buf) == 1 and buf != b"\r":
-                raise BadRequest("Invalid trailer section")
             return NEED_DATA
         if end + 4 > self.max_head:
             raise HeaderFieldsTooLarge("Trailer section too large")
