@@ -28,7 +28,7 @@ from email.utils import formatdate
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import apps  # noqa: E402
+import apps
 
 CRLF2 = b"\r\n\r\n"
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
@@ -174,8 +174,9 @@ class EchoProtocol(asyncio.Protocol):
             closing = CLOSE.search(data, pos, end) is not None
             pos = stop
             if closing:
-                out.append(self.state.echo_head + b"%d\r\nconnection: close\r\n\r\n" % length
-                           + body)
+                out.append(
+                    self.state.echo_head + b"%d\r\nconnection: close\r\n\r\n" % length + body
+                )
                 close = True
                 break
             out.append(self.state.echo_head + b"%d\r\n\r\n" % length + body)
@@ -207,14 +208,17 @@ async def serve(app: str, host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--app", default="plaintext",
-                        choices=["plaintext", "json", "echo", "stream", "big", "sleep"])
+    parser.add_argument(
+        "--app",
+        default="plaintext",
+        choices=["plaintext", "json", "echo", "stream", "big", "sleep"],
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     args = parser.parse_args(argv)
     if args.loop == "uvloop":
-        import uvloop
+        import uvloop  # noqa: PLC0415  (only when asked for)
 
         uvloop.run(serve(args.app, args.host, args.port))
     else:

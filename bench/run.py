@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import datetime as _dt
 import http.client
 import json
@@ -62,8 +63,19 @@ PEER_PACKAGES = ["uvicorn[standard]", "hypercorn", "granian", "daphne", "py-spy"
 # import names that must work in the venv for the peers to run
 PEER_IMPORTS = ["uvicorn", "httptools", "uvloop", "h11", "hypercorn", "granian", "daphne"]
 # distributions whose versions go into the results
-VERSION_DISTS = ["hurtle", "uvicorn", "httptools", "uvloop", "h11", "hypercorn", "granian",
-                 "daphne", "twisted", "h2", "websockets"]
+VERSION_DISTS = [
+    "hurtle",
+    "uvicorn",
+    "httptools",
+    "uvloop",
+    "h11",
+    "hypercorn",
+    "granian",
+    "daphne",
+    "twisted",
+    "h2",
+    "websockets",
+]
 
 START_TIMEOUT = 15.0  # seconds for a server to accept and answer correctly
 STOP_TIMEOUT = 5.0  # seconds after SIGTERM before SIGKILL
@@ -101,63 +113,154 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "hurtle",
             "hurtle on uvloop",
-            lambda app, port: _py("-m", "hurtle", f"apps:{app}", "--host", HOST, "--port",
-                                  str(port), "--no-access-log", "--loop", "uvloop",
-                                  "--log-level", "warning"),
+            lambda app, port: _py(
+                "-m",
+                "hurtle",
+                f"apps:{app}",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--loop",
+                "uvloop",
+                "--log-level",
+                "warning",
+            ),
             hurtle=True,
         ),
         ServerSpec(
             "hurtle-asyncio",
             "hurtle on plain asyncio",
-            lambda app, port: _py("-m", "hurtle", f"apps:{app}", "--host", HOST, "--port",
-                                  str(port), "--no-access-log", "--loop", "asyncio",
-                                  "--log-level", "warning"),
+            lambda app, port: _py(
+                "-m",
+                "hurtle",
+                f"apps:{app}",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--loop",
+                "asyncio",
+                "--log-level",
+                "warning",
+            ),
             hurtle=True,
         ),
         ServerSpec(
             "uvicorn",
             "uvicorn[standard] (httptools + uvloop)",
-            lambda app, port: _py("-m", "uvicorn", f"apps:{app}", "--host", HOST, "--port",
-                                  str(port), "--no-access-log", "--http", "httptools",
-                                  "--loop", "uvloop", "--log-level", "warning"),
+            lambda app, port: _py(
+                "-m",
+                "uvicorn",
+                f"apps:{app}",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--http",
+                "httptools",
+                "--loop",
+                "uvloop",
+                "--log-level",
+                "warning",
+            ),
         ),
         ServerSpec(
             "uvicorn-h11",
             "uvicorn h11 on asyncio",
-            lambda app, port: _py("-m", "uvicorn", f"apps:{app}", "--host", HOST, "--port",
-                                  str(port), "--no-access-log", "--http", "h11",
-                                  "--loop", "asyncio", "--log-level", "warning"),
+            lambda app, port: _py(
+                "-m",
+                "uvicorn",
+                f"apps:{app}",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--http",
+                "h11",
+                "--loop",
+                "asyncio",
+                "--log-level",
+                "warning",
+            ),
         ),
         ServerSpec(
             "hypercorn",
             "hypercorn (uvloop worker)",
             # no --access-logfile: access log off; hypercorn.toml lifts the default cap of
             # 1000 requests per connection (HTTP/1.1 and HTTP/2; h2load does not reconnect)
-            lambda app, port: _py("-m", "hypercorn", "--config", "hypercorn.toml", f"apps:{app}",
-                                  "--bind", f"{HOST}:{port}", "--workers", "1",
-                                  "--worker-class", "uvloop", "--log-level", "warning"),
+            lambda app, port: _py(
+                "-m",
+                "hypercorn",
+                "--config",
+                "hypercorn.toml",
+                f"apps:{app}",
+                "--bind",
+                f"{HOST}:{port}",
+                "--workers",
+                "1",
+                "--worker-class",
+                "uvloop",
+                "--log-level",
+                "warning",
+            ),
             h2c=True,
         ),
         ServerSpec(
             "granian",
             "granian (Rust), ASGI interface",
-            lambda app, port: _py("-m", "granian", "--interface", "asgi", "--host", HOST,
-                                  "--port", str(port), "--workers", "1", "--loop", "uvloop",
-                                  "--log-level", "warning", f"apps:{app}"),
+            lambda app, port: _py(
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--loop",
+                "uvloop",
+                "--log-level",
+                "warning",
+                f"apps:{app}",
+            ),
             h2c=True,
         ),
         ServerSpec(
             "daphne",
             "daphne (Twisted)",
             # -v 0: no access log (daphne logs access to stdout at verbosity >= 1)
-            lambda app, port: [str(VENV / "bin" / "daphne"), "-b", HOST, "-p", str(port),
-                               "-v", "0", f"apps:{app}"],
+            lambda app, port: [
+                str(VENV / "bin" / "daphne"),
+                "-b",
+                HOST,
+                "-p",
+                str(port),
+                "-v",
+                "0",
+                f"apps:{app}",
+            ],
         ),
         ServerSpec(
             "raw",
             "raw asyncio.Protocol on uvloop, no ASGI (ceiling)",
-            lambda app, port: _py(str(BENCH / "raw_server.py"), "--app", app, "--host", HOST,
-                                  "--port", str(port), "--loop", "uvloop"),
+            lambda app, port: _py(
+                str(BENCH / "raw_server.py"),
+                "--app",
+                app,
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+            ),
             ws=False,
         ),
     ]
@@ -188,21 +291,37 @@ SCENARIOS: dict[str, Scenario] = {
     for s in [
         Scenario("plaintext", "plaintext", 'GET "Hello, world!", keep-alive', quick=True),
         Scenario("json", "json", "GET small JSON (serialised per request), keep-alive"),
-        Scenario("post", "echo", "POST echo of a 4 KiB body, keep-alive", method="POST",
-                 extra=("-s", str(BENCH / "wrk" / "post.lua")), quick=True),
-        Scenario("stream", "stream", "GET streaming 32 x 1 KiB body events (chunked)",
-                 quick=True),
+        Scenario(
+            "post",
+            "echo",
+            "POST echo of a 4 KiB body, keep-alive",
+            method="POST",
+            extra=("-s", str(BENCH / "wrk" / "post.lua")),
+            quick=True,
+        ),
+        Scenario("stream", "stream", "GET streaming 32 x 1 KiB body events (chunked)", quick=True),
         Scenario("big", "big", "GET 1 MiB response, keep-alive"),
-        Scenario("close", "plaintext", 'GET "Hello, world!", new connection per request',
-                 extra=("-H", "Connection: close"),
-                 request_headers=(("Connection", "close"),)),
-        Scenario("sleep", "sleep", "GET with a 10 ms asyncio.sleep in the handler",
-                 connections=256),
+        Scenario(
+            "close",
+            "plaintext",
+            'GET "Hello, world!", new connection per request',
+            extra=("-H", "Connection: close"),
+            request_headers=(("Connection", "close"),),
+        ),
+        Scenario(
+            "sleep", "sleep", "GET with a 10 ms asyncio.sleep in the handler", connections=256
+        ),
         # ---- hooks for later scenarios (run only when named in --scenarios) ----
         # HTTP/2: h2load with prior-knowledge h2c against servers with h2c=True; set
         # h2c=True on hurtle's ServerSpec once its HTTP/2 lands.
-        Scenario("h2", "plaintext", 'HTTP/2 (h2c) GET "Hello, world!", 10 streams/connection',
-                 kind="h2load", extra=("-m", "10"), default=False),
+        Scenario(
+            "h2",
+            "plaintext",
+            'HTTP/2 (h2c) GET "Hello, world!", 10 streams/connection',
+            kind="h2load",
+            extra=("-m", "10"),
+            default=False,
+        ),
         # WebSocket echo: needs a minimal raw client (the `websockets` library saturates its
         # own core near 38k msg/s, see PERF-NOTES); implement run_ws() below.
         Scenario("ws", "ws_echo", "WebSocket echo of small messages", kind="ws", default=False),
@@ -231,7 +350,7 @@ def expected_answer(scenario: Scenario) -> tuple[bytes | None, bytes]:
 
 
 def run_quiet(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
 
 
 def venv_has(imports: list[str]) -> bool:
@@ -241,7 +360,6 @@ def venv_has(imports: list[str]) -> bool:
     return run_quiet([str(VPY), "-c", code]).returncode == 0
 
 
-
 def ensure_venv(upgrade: bool = False) -> None:
     if not VPY.exists():
         log(f"setup: creating {VENV.relative_to(REPO)} with {sys.executable}")
@@ -249,8 +367,7 @@ def ensure_venv(upgrade: bool = False) -> None:
         subprocess.run([str(VPY), "-m", "pip", "install", "-q", "-U", "pip"], check=True)
     if upgrade or not venv_has(PEER_IMPORTS):
         log(f"setup: installing peers into the venv: {' '.join(PEER_PACKAGES)}")
-        cmd = [str(VPY), "-m", "pip", "install", "-q", *(["-U"] if upgrade else []),
-               *PEER_PACKAGES]
+        cmd = [str(VPY), "-m", "pip", "install", "-q", *(["-U"] if upgrade else []), *PEER_PACKAGES]
         subprocess.run(cmd, check=True)
     probe = run_quiet([str(VPY), "-c", "import hurtle, sys; sys.stdout.write(hurtle.__file__)"])
     if probe.returncode != 0 or not probe.stdout.startswith(str(REPO)):
@@ -259,8 +376,10 @@ def ensure_venv(upgrade: bool = False) -> None:
         if done.returncode != 0:
             # Not fatal: hurtle's servers run with the repository's src/ on PYTHONPATH anyway.
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-            log("setup: WARNING: editable install of hurtle failed; running it from "
-                f"{REPO / 'src'} via PYTHONPATH instead:\n{tail}")
+            log(
+                "setup: WARNING: editable install of hurtle failed; running it from "
+                f"{REPO / 'src'} via PYTHONPATH instead:\n{tail}"
+            )
 
 
 def ensure_tools(need_h2load: bool) -> None:
@@ -272,14 +391,19 @@ def ensure_tools(need_h2load: bool) -> None:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         log(f"setup: apt-get install {' '.join(wanted)}")
         subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *wanted], check=True,
-                       stdout=subprocess.DEVNULL, env={**os.environ,
-                                                       "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", *wanted],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     still = [t for t in missing if not shutil.which(t)]
     fatal = [t for t in still if t != "h2load" or need_h2load]
     if fatal:
-        raise SystemExit(f"missing tools: {', '.join(fatal)} (install: apt-get install "
-                         f"{' '.join(packages[t] for t in fatal)})")
+        raise SystemExit(
+            f"missing tools: {', '.join(fatal)} (install: apt-get install "
+            f"{' '.join(packages[t] for t in fatal)})"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -409,8 +533,9 @@ class CpuMeter:
 
     def finish(self, run: Run) -> None:
         elapsed = (time.monotonic() - self.t0) * os.sysconf("SC_CLK_TCK")
-        total, _busy, steal = (b - a for a, b in zip(self.server_start,
-                                                     cpu_ticks(self.server_cpus), strict=True))
+        total, _busy, steal = (
+            b - a for a, b in zip(self.server_start, cpu_ticks(self.server_cpus), strict=True)
+        )
         mine = other = kernel = 0
         for pid, (ticks, pgid, is_kernel) in process_ticks().items():
             delta = ticks - self.procs_start.get(pid, (0, 0, False))[0]
@@ -451,8 +576,13 @@ class RunningServer:
         self.log_path = LOGS / f"{scenario.name}-{spec.name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            self.cmd, cwd=BENCH, env=server_env(spec.hurtle), stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.cmd,
+            cwd=BENCH,
+            env=server_env(spec.hurtle),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.pgid = self.proc.pid  # leader of its own session and group
         RUNNING.append(self)
@@ -524,10 +654,8 @@ class RunningServer:
     def stop(self) -> None:
         if self in RUNNING:
             RUNNING.remove(self)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline:
             self.proc.poll()
@@ -535,10 +663,8 @@ class RunningServer:
                 break
             time.sleep(0.05)
         else:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         try:
             self.proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -562,7 +688,7 @@ def stop_all() -> None:
             log(f"WARNING: stopping {server.spec.name}: {exc!r}")
 
 
-def _on_signal(signum, frame):  # noqa: ARG001
+def _on_signal(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -595,12 +721,14 @@ class Run:
     @property
     def noisy(self) -> bool:
         return self.other_cpu is not None and self.other_cpu > NOISY
+
     steal: float | None = None  # % of the server CPU(s) stolen by the hypervisor
 
     @property
     def failed(self) -> bool:
-        return bool(self.error or self.non2xx or any(self.socket_errors.values())
-                    or self.requests == 0)
+        return bool(
+            self.error or self.non2xx or any(self.socket_errors.values()) or self.requests == 0
+        )
 
     def problems(self) -> str:
         parts = [f"{k} {v}" for k, v in self.socket_errors.items() if v]
@@ -630,8 +758,9 @@ def parse_wrk(out: str) -> Run:
         run.requests = int(m.group(1))
         run.seconds = _ms(m.group(2), m.group(3)) / 1000
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        run.socket_errors = dict(zip(("connect", "read", "write", "timeout"),
-                                     map(int, m.groups()), strict=True))
+        run.socket_errors = dict(
+            zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=True)
+        )
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         run.non2xx = int(m.group(1))
     if m := re.search(r"^\s+50%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M):
@@ -648,9 +777,12 @@ def parse_h2load(out: str) -> Run:
         run.rps = float(m.group(3))
     else:
         run.error = "no req/s in h2load output"
-    if m := re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
-                      r"(\d+) failed, (\d+) errored, (\d+) timeout", out):
-        total, _started, _done, succeeded, failed, errored, timeout = map(int, m.groups())
+    if m := re.search(
+        r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+        r"(\d+) failed, (\d+) errored, (\d+) timeout",
+        out,
+    ):
+        _total, _started, _done, succeeded, failed, errored, timeout = map(int, m.groups())
         run.requests = succeeded
         run.socket_errors = {"failed": failed, "errored": errored, "timeout": timeout}
     if m := re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out):
@@ -665,17 +797,36 @@ class LoadCommand:
     timeout: float
 
 
-def load_command(scenario: Scenario, port: int, duration: int, connections: int,
-                 cpu: str | None) -> LoadCommand:
+def load_command(
+    scenario: Scenario, port: int, duration: int, connections: int, cpu: str | None
+) -> LoadCommand:
     conns = scenario.connections or connections
     url = f"http://{HOST}:{port}/"
     if scenario.kind == "wrk":
-        argv = pin(cpu) + ["wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--timeout", "2s",
-                           "--latency", *scenario.extra, url]
+        argv = [
+            *pin(cpu),
+            "wrk",
+            "-t1",
+            f"-c{conns}",
+            f"-d{duration:g}s",
+            "--timeout",
+            "2s",
+            "--latency",
+            *scenario.extra,
+            url,
+        ]
         return LoadCommand(argv, parse_wrk, duration + 30)
     if scenario.kind == "h2load":
-        argv = pin(cpu) + ["h2load", "-t1", f"-c{conns}", f"-D{duration:g}", "--warm-up-time=0",
-                           *scenario.extra, url]
+        argv = [
+            *pin(cpu),
+            "h2load",
+            "-t1",
+            f"-c{conns}",
+            f"-D{duration:g}",
+            "--warm-up-time=0",
+            *scenario.extra,
+            url,
+        ]
         return LoadCommand(argv, parse_h2load, duration + 30)
     raise NotImplementedError(
         f"scenario {scenario.name!r} ({scenario.kind}) has no load generator yet: WebSocket "
@@ -685,8 +836,9 @@ def load_command(scenario: Scenario, port: int, duration: int, connections: int,
 
 def run_load(cmd: LoadCommand, log_path: Path | None = None) -> Run:
     try:
-        done = subprocess.run(cmd.argv, capture_output=True, text=True, timeout=cmd.timeout,
-                              cwd=BENCH)
+        done = subprocess.run(
+            cmd.argv, capture_output=True, text=True, timeout=cmd.timeout, cwd=BENCH, check=False
+        )
     except subprocess.TimeoutExpired:
         return Run(error=f"load generator exceeded {cmd.timeout:.0f} s and was killed")
     out = done.stdout + done.stderr
@@ -764,8 +916,14 @@ class Options:
     retry_noisy: int = 0
 
 
-def measure_scenario(scenario: Scenario, opts: Options) -> dict[str, Cell]:
-    cells: dict[str, Cell] = {name: Cell() for name in opts.servers}
+def measure_scenario(
+    scenario: Scenario, opts: Options, cells: dict[str, Cell] | None = None
+) -> dict[str, Cell]:
+    """Measure every server on one scenario, filling ``cells`` as runs finish."""
+    if cells is None:
+        cells = {}
+    for name in opts.servers:
+        cells.setdefault(name, Cell())
     started: dict[str, RunningServer] = {}
     try:
         for name in opts.servers:
@@ -783,8 +941,10 @@ def measure_scenario(scenario: Scenario, opts: Options) -> dict[str, Cell]:
                 tail = server.log_tail()
                 server.stop()
                 cells[name].error = str(exc)
-                log(f"  {name}: FAILED TO START: {exc}\n    log {server.log_path}:\n"
-                    + "\n".join("      " + line for line in tail.splitlines()))
+                log(
+                    f"  {name}: FAILED TO START: {exc}\n    log {server.log_path}:\n"
+                    + "\n".join("      " + line for line in tail.splitlines())
+                )
                 continue
             started[name] = server
         log_path = {name: LOGS / f"{scenario.name}-{name}.wrk.log" for name in started}
@@ -792,8 +952,9 @@ def measure_scenario(scenario: Scenario, opts: Options) -> dict[str, Cell]:
             path.write_text("")
         if opts.warmup > 0:
             for name, server in started.items():
-                cmd = load_command(scenario, server.port, opts.warmup, opts.connections,
-                                   opts.client_cpu)
+                cmd = load_command(
+                    scenario, server.port, opts.warmup, opts.connections, opts.client_cpu
+                )
                 warm = run_load(cmd, log_path[name])
                 if warm.failed:
                     log(f"  {name}: warm-up had problems: {warm.problems()}")
@@ -806,29 +967,36 @@ def measure_scenario(scenario: Scenario, opts: Options) -> dict[str, Cell]:
                 if cell.error:
                     continue
                 if not server.alive():
-                    cell.error = (f"died during the runs (exit code {server.proc.returncode}); "
-                                  f"log: {server.log_path.relative_to(REPO)}")
+                    cell.error = (
+                        f"died during the runs (exit code {server.proc.returncode}); "
+                        f"log: {server.log_path.relative_to(REPO)}"
+                    )
                     log(f"  {name}: {cell.error}")
                     continue
                 attempts: list[Run] = []
                 for attempt in range(opts.retry_noisy + 1):
-                    cmd = load_command(scenario, server.port, opts.duration, opts.connections,
-                                       opts.client_cpu)
+                    cmd = load_command(
+                        scenario, server.port, opts.duration, opts.connections, opts.client_cpu
+                    )
                     meter = CpuMeter(parse_cpulist(opts.server_cpu), server.pgid)
                     run = run_load(cmd, log_path[name])
                     meter.finish(run)
                     note = f"  FAILED: {run.problems()}" if run.failed else ""
                     if run.server_cpu is not None:
-                        note = (f"  (server {run.server_cpu:.0f} % CPU"
-                                f"{f', {run.cpu_us:.1f} µs/req' if run.cpu_us else ''}; "
-                                f"other processes {run.other_cpu:.0f} %, kernel threads "
-                                f"{run.kernel_cpu:.0f} %"
-                                f"{f', steal {run.steal:.0f} %' if run.steal else ''})") + note
+                        note = (
+                            f"  (server {run.server_cpu:.0f} % CPU"
+                            f"{f', {run.cpu_us:.1f} µs/req' if run.cpu_us else ''}; "
+                            f"other processes {run.other_cpu:.0f} %, kernel threads "
+                            f"{run.kernel_cpu:.0f} %"
+                            f"{f', steal {run.steal:.0f} %' if run.steal else ''})"
+                        ) + note
                     retry = run.noisy and attempt < opts.retry_noisy
                     if run.noisy:
                         note += "  NOISY" + (", again" if retry else "")
-                    log(f"  {scenario.name:<9} {name:<15} run {round_no + 1}/{opts.runs}: "
-                        f"{run.rps:>10,.0f} req/s{note}")
+                    log(
+                        f"  {scenario.name:<9} {name:<15} run {round_no + 1}/{opts.runs}: "
+                        f"{run.rps:>10,.0f} req/s{note}"
+                    )
                     attempts.append(run)
                     if not retry:
                         break
@@ -850,17 +1018,17 @@ def measure_scenario(scenario: Scenario, opts: Options) -> dict[str, Cell]:
 
 
 def fmt_rps(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.0f}"
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def fmt_ratio(a: float | None, b: float | None) -> str:
     if not a or not b:
-        return "–"
+        return "-"
     return f"{a / b:.2f}x"
 
 
 def fmt_mib(kib: int) -> str:
-    return f"{kib / 1024:.1f} MiB" if kib else "–"
+    return f"{kib / 1024:.1f} MiB" if kib else "-"
 
 
 def ratio(cells: dict[str, Cell], a: str, b: str) -> float | None:
@@ -870,12 +1038,20 @@ def ratio(cells: dict[str, Cell], a: str, b: str) -> float | None:
     return ma / mb if ma and mb else None
 
 
+def cost_ratio(cells: dict[str, Cell], a: str, b: str) -> str:
+    """a's server CPU time per request over b's: how many times cheaper b is per request."""
+    if a not in cells or b not in cells or not cells[a].usable or not cells[b].usable:
+        return "-"
+    ua, ub = cells[a].cpu_us(), cells[b].cpu_us()
+    return f"{ua / ub:.2f}x" if ua and ub else "-"
+
+
 def scenario_table(scenario: Scenario, cells: dict[str, Cell], opts: Options) -> str:
     conns = scenario.connections or opts.connections
     lines = [
         f"### {scenario.name}: {scenario.title}, {conns} connections",
         "",
-        "| server | req/s (median) | spread (min–max) | p99 latency | hurtle ÷ this "
+        "| server | req/s (median) | spread (min-max) | p99 latency | hurtle ÷ this "
         "| hurtle-asyncio ÷ this | this ÷ raw | server CPU | CPU µs/req | RSS after | status |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -891,9 +1067,9 @@ def scenario_table(scenario: Scenario, cells: dict[str, Cell], opts: Options) ->
         spread = cell.spread()
         if spread and median:
             width = (spread[1] - spread[0]) / median * 100
-            spread_s = f"{spread[0]:,.0f}–{spread[1]:,.0f} (±{width / 2:.1f} %)"
+            spread_s = f"{spread[0]:,.0f}-{spread[1]:,.0f} (±{width / 2:.1f} %)"
         else:
-            spread_s = "–"
+            spread_s = "-"
         p99 = cell.p99()
         if cell.error and "(skipped)" in cell.error:
             status = cell.error
@@ -912,12 +1088,12 @@ def scenario_table(scenario: Scenario, cells: dict[str, Cell], opts: Options) ->
         mine = usable_median(cell)
         lines.append(
             f"| {name} | {fmt_rps(median)} | {spread_s} | "
-            f"{'–' if p99 is None else f'{p99:.2f} ms'} | "
+            f"{'-' if p99 is None else f'{p99:.2f} ms'} | "
             f"{fmt_ratio(usable_median(hurtle), mine) if name != 'hurtle' else ''} | "
             f"{fmt_ratio(usable_median(hurtle_a), mine) if name != 'hurtle-asyncio' else ''} | "
             f"{fmt_ratio(mine, usable_median(raw)) if name != 'raw' else ''} | "
-            f"{'–' if cpu is None else f'{cpu:.0f} %'} | "
-            f"{'–' if cpu_us is None else f'{cpu_us:.1f}'} | "
+            f"{'-' if cpu is None else f'{cpu:.0f} %'} | "
+            f"{'-' if cpu_us is None else f'{cpu_us:.1f}'} | "
             f"{fmt_mib(cell.rss_kib)}{f' ({cell.processes} procs)' if cell.processes > 1 else ''}"
             f" | {status} |"
         )
@@ -933,18 +1109,28 @@ TARGETS = [
     ("close: hurtle ≥ 1.5x uvicorn[standard]", "close", "hurtle", "uvicorn", 1.5),
     ("sleep: hurtle ≥ 1.5x uvicorn[standard]", "sleep", "hurtle", "uvicorn", 1.5),
     ("big: hurtle ≥ 0.95x raw", "big", "hurtle", "raw", 0.95),
-    ("plaintext: hurtle-asyncio ≥ 1.2x uvicorn[standard]", "plaintext", "hurtle-asyncio",
-     "uvicorn", 1.2),
-    ("plaintext: hurtle-asyncio ≥ 4x uvicorn-h11", "plaintext", "hurtle-asyncio",
-     "uvicorn-h11", 4.0),
+    (
+        "plaintext: hurtle-asyncio ≥ 1.2x uvicorn[standard]",
+        "plaintext",
+        "hurtle-asyncio",
+        "uvicorn",
+        1.2,
+    ),
+    (
+        "plaintext: hurtle-asyncio ≥ 4x uvicorn-h11",
+        "plaintext",
+        "hurtle-asyncio",
+        "uvicorn-h11",
+        4.0,
+    ),
 ]
 
 
 def summary(results: dict[str, dict[str, Cell]]) -> str:
     lines = [
         "| scenario | hurtle req/s | ÷ uvicorn | ÷ granian | ÷ raw | hurtle-asyncio ÷ uvicorn "
-        "| hurtle-asyncio ÷ uvicorn-h11 |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| hurtle-asyncio ÷ uvicorn-h11 | CPU per request: uvicorn ÷ hurtle |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, cells in results.items():
         hurtle = cells.get("hurtle")
@@ -952,24 +1138,28 @@ def summary(results: dict[str, dict[str, Cell]]) -> str:
 
         def r(a, b, cells=cells):
             value = ratio(cells, a, b)
-            return "–" if value is None else f"{value:.2f}x"
+            return "-" if value is None else f"{value:.2f}x"
 
-        lines.append(f"| {name} | {fmt_rps(med)} | {r('hurtle', 'uvicorn')} | "
-                     f"{r('hurtle', 'granian')} | {r('hurtle', 'raw')} | "
-                     f"{r('hurtle-asyncio', 'uvicorn')} | {r('hurtle-asyncio', 'uvicorn-h11')} |")
+        lines.append(
+            f"| {name} | {fmt_rps(med)} | {r('hurtle', 'uvicorn')} | "
+            f"{r('hurtle', 'granian')} | {r('hurtle', 'raw')} | "
+            f"{r('hurtle-asyncio', 'uvicorn')} | {r('hurtle-asyncio', 'uvicorn-h11')} | "
+            f"{cost_ratio(cells, 'uvicorn', 'hurtle')} |"
+        )
     lines += ["", "| target (issue 3) | measured | met |", "|---|---:|:---:|"]
     for label, scen, a, b, minimum in TARGETS:
         if scen not in results:
             continue
         value = ratio(results[scen], a, b)
-        met = "–" if value is None else ("yes" if value >= minimum else "**no**")
-        lines.append(f"| {label} | {'–' if value is None else f'{value:.2f}x'} | {met} |")
+        met = "-" if value is None else ("yes" if value >= minimum else "**no**")
+        lines.append(f"| {label} | {'-' if value is None else f'{value:.2f}x'} | {met} |")
     plain = results.get("plaintext", {})
     if "hurtle" in plain and "uvicorn" in plain:
         h, u = plain["hurtle"].rss_kib, plain["uvicorn"].rss_kib
-        met = "–" if not (h and u) else ("yes" if h <= u else "**no**")
-        lines.append(f"| plaintext: hurtle RSS ≤ uvicorn RSS | {fmt_mib(h)} vs {fmt_mib(u)} "
-                     f"| {met} |")
+        met = "-" if not (h and u) else ("yes" if h <= u else "**no**")
+        lines.append(
+            f"| plaintext: hurtle RSS ≤ uvicorn RSS | {fmt_mib(h)} vs {fmt_mib(u)} | {met} |"
+        )
     return "\n".join(lines)
 
 
@@ -1008,8 +1198,11 @@ def machine_description(opts: Options) -> list[str]:
     h2_v = run_quiet(["h2load", "--version"]).stdout.strip() if h2 else "not installed"
     commit = run_quiet(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).stdout.strip()
     dirty = run_quiet(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"]).stdout
-    pin_s = (f"server pinned to CPU {opts.server_cpu}, load generator to CPU {opts.client_cpu}"
-             if opts.server_cpu is not None else "no CPU pinning (fewer than 2 CPUs)")
+    pin_s = (
+        f"server pinned to CPU {opts.server_cpu}, load generator to CPU {opts.client_cpu}"
+        if opts.server_cpu is not None
+        else "no CPU pinning (fewer than 2 CPUs)"
+    )
     return [
         f"- machine: {cpu}, {os.cpu_count()} CPUs{mem}; {pin_s}",
         f"- kernel: {platform.system()} {platform.release()}; Python {vpy} (servers), "
@@ -1020,9 +1213,13 @@ def machine_description(opts: Options) -> list[str]:
         f"- method: {opts.runs} runs x {opts.duration:g} s per server and scenario after a "
         f"{opts.warmup:g} s warm-up, servers interleaved round-robin (order rotated each "
         f"round); one worker each, access logs off, loopback; {opts.connections} connections "
-        "unless the scenario says otherwise; wrk -t1; a run during which other processes "
-        f"used more than {NOISY:.0f} % of a CPU was repeated up to {opts.retry_noisy} time(s), "
-        "keeping the least disturbed attempt",
+        "unless the scenario says otherwise; wrk -t1"
+        + (
+            f"; a run during which other processes used more than {NOISY:.0f} % of a CPU was "
+            f"repeated up to {opts.retry_noisy} time(s), keeping the least disturbed attempt"
+            if opts.retry_noisy
+            else ""
+        ),
     ]
 
 
@@ -1032,9 +1229,14 @@ def display(argv: list[str]) -> str:
 
 
 def commands_section(opts: Options, scenarios: list[Scenario]) -> str:
-    lines = ["All commands run from `bench/` (`.venv-peers` is `bench/.venv-peers`); PORT is a "
-             "free port picked per start, APP is the scenario's app in `apps.py`.", "",
-             "Servers:", "", "```"]
+    lines = [
+        "All commands run from `bench/` (`.venv-peers` is `bench/.venv-peers`); PORT is a "
+        "free port picked per start, APP is the scenario's app in `apps.py`.",
+        "",
+        "Servers:",
+        "",
+        "```",
+    ]
     for name in opts.servers:
         spec = SERVERS[name]
         cmd = display(pin(opts.server_cpu) + spec.argv("APP", 0))
@@ -1065,7 +1267,9 @@ def report(results: dict[str, dict[str, Cell]], opts: Options, started: float) -
         f"- wall time: {time.monotonic() - started:.0f} s",
         "",
         "Ratios are medians of requests/s; a ratio is only given when neither side had a "
-        "failed run. `hurtle` is hurtle on uvloop.",
+        "failed run. `hurtle` is hurtle on uvloop. 'CPU µs/req' is the server's own CPU time "
+        "per request (less sensitive than req/s to other load on the machine); 'CPU per "
+        "request: uvicorn ÷ hurtle' is how many times less CPU hurtle spends per request.",
         "",
         "## Summary",
         "",
@@ -1104,8 +1308,10 @@ def update_readme(text: str, saved: Path) -> None:
     body = text.split("\n", 1)[1]  # drop the H1
     body = body.split("## Commands", 1)[0].rstrip()
     body = body.replace("\n## ", "\n#### ").replace("\n### ", "\n##### ")
-    block = (f"{README_START}\nFrom [`{saved.relative_to(BENCH)}`]({saved.relative_to(BENCH)})"
-             f" (exact commands there):\n{body}\n{README_END}")
+    block = (
+        f"{README_START}\nFrom [`{saved.relative_to(BENCH)}`]({saved.relative_to(BENCH)})"
+        f" (exact commands there):\n{body}\n{README_END}"
+    )
     README.write_text(head + block + tail)
     log(f"README: latest results updated from {saved.relative_to(REPO)}")
 
@@ -1114,8 +1320,9 @@ def update_readme(text: str, saved: Path) -> None:
 # profiling
 
 
-def profile(server_name: str, scenarios: list[Scenario], opts: Options, fmt: str,
-            native: bool = False) -> None:
+def profile(
+    server_name: str, scenarios: list[Scenario], opts: Options, fmt: str, native: bool = False
+) -> None:
     pyspy = VENV / "bin" / "py-spy"
     if not pyspy.exists():
         subprocess.run([str(VPY), "-m", "pip", "install", "-q", "py-spy"], check=True)
@@ -1124,33 +1331,49 @@ def profile(server_name: str, scenarios: list[Scenario], opts: Options, fmt: str
         server = RunningServer(spec, scenario, opts.server_cpu)
         try:
             server.wait_ready()
-            cmd = load_command(scenario, server.port, opts.warmup or 1, opts.connections,
-                               opts.client_cpu)
+            cmd = load_command(
+                scenario, server.port, opts.warmup or 1, opts.connections, opts.client_cpu
+            )
             run_load(cmd)
             ext = {"flamegraph": "svg", "speedscope": "json", "raw": "txt"}[fmt]
             out = LOGS / f"profile-{server_name}-{scenario.name}.{ext}"
             out.unlink(missing_ok=True)
-            spy = pin(opts.client_cpu) + [
-                str(pyspy), "record", "--pid", str(server.proc.pid), "--subprocesses",
-                "--rate", "1000", "--duration", f"{max(1, int(opts.duration))}",
-                "--format", fmt, "--output", str(out),
+            spy = [
+                *pin(opts.client_cpu),
+                str(pyspy),
+                "record",
+                "--pid",
+                str(server.proc.pid),
+                "--subprocesses",
+                "--rate",
+                "1000",
+                "--duration",
+                f"{max(1, int(opts.duration))}",
+                "--format",
+                fmt,
+                "--output",
+                str(out),
                 # --native needs to pause the process; otherwise sample without pausing
                 *(["--native"] if native else ["--nonblocking"]),
             ]
             log(f"profile: {display(spy)}")
-            spy_proc = subprocess.Popen(spy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True)
+            spy_proc = subprocess.Popen(
+                spy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
             time.sleep(0.5)
-            cmd = load_command(scenario, server.port, opts.duration, opts.connections,
-                               opts.client_cpu)
+            cmd = load_command(
+                scenario, server.port, opts.duration, opts.connections, opts.client_cpu
+            )
             run = run_load(cmd)
             try:
                 spy_out, _ = spy_proc.communicate(timeout=opts.duration + 30)
             except subprocess.TimeoutExpired:
                 spy_proc.kill()
                 spy_out, _ = spy_proc.communicate()
-            log(f"profile: {scenario.name} {server_name}: {run.rps:,.0f} req/s under py-spy "
-                f"(not comparable); py-spy said: {spy_out.strip().splitlines()[-1:]}")
+            log(
+                f"profile: {scenario.name} {server_name}: {run.rps:,.0f} req/s under py-spy "
+                f"(not comparable); py-spy said: {spy_out.strip().splitlines()[-1:]}"
+            )
             if not out.exists():
                 log(f"profile: py-spy wrote nothing (exit code {spy_proc.returncode})")
             elif fmt == "raw":
@@ -1182,8 +1405,11 @@ def summarize_collapsed(text: str, top: int = 30) -> str:
             continue
         count = int(count_s)
         total += count
-        frames = [_LINE.sub(")", f) for f in stack.split(";")
-                  if not f.startswith("process ") and "<frozen runpy>" not in f]
+        frames = [
+            _LINE.sub(")", f)
+            for f in stack.split(";")
+            if not f.startswith("process ") and "<frozen runpy>" not in f
+        ]
         if not frames:
             continue
         self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + count
@@ -1194,9 +1420,12 @@ def summarize_collapsed(text: str, top: int = 30) -> str:
             incl_counts[frame] = incl_counts.get(frame, 0) + count
     if not total:
         return "no samples\n"
-    out = [f"{total} samples (run_in_new_loop / run_forever self time is the event loop "
-           "itself: C code, syscalls included, unless --profile-native)", "",
-           "self %  function"]
+    out = [
+        f"{total} samples (run_in_new_loop / run_forever self time is the event loop "
+        "itself: C code, syscalls included, unless --profile-native)",
+        "",
+        "self %  function",
+    ]
     for name, count in sorted(self_counts.items(), key=lambda kv: -kv[1])[:top]:
         out.append(f"{100 * count / total:6.1f}  {name}")
     out += ["", "self %  file (where the time is spent, by module)"]
@@ -1214,40 +1443,68 @@ def summarize_collapsed(text: str, top: int = 30) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Benchmark hurtle against its peers (see bench/README.md).")
-    p.add_argument("--quick", action="store_true",
-                   help=f"~1 minute: servers {','.join(QUICK_SERVERS)}, scenarios "
-                   f"{','.join(s.name for s in SCENARIOS.values() if s.quick)}, "
-                   "2 runs x 2 s, 1 s warm-up (each overridable)")
+        description="Benchmark hurtle against its peers (see bench/README.md)."
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"~1 minute: servers {','.join(QUICK_SERVERS)}, scenarios "
+        f"{','.join(s.name for s in SCENARIOS.values() if s.quick)}, "
+        "2 runs x 2 s, 1 s warm-up (each overridable)",
+    )
     p.add_argument("--servers", help="comma-separated: " + ",".join(SERVERS))
     p.add_argument("--scenarios", help="comma-separated: " + ",".join(SCENARIOS))
     p.add_argument("--duration", type=int, help="seconds per measured run (10; quick 2)")
     p.add_argument("--runs", type=int, help="measured runs per server and scenario (3; quick 2)")
-    p.add_argument("--warmup", type=int, help="warm-up seconds per server, 0 for none "
-                   "(2; quick 1)")
-    p.add_argument("--connections", type=int, default=64,
-                   help="wrk connections where the scenario fixes none (64)")
-    p.add_argument("--retry-noisy", type=int, metavar="N",
-                   help="repeat a run up to N times while other processes used more than "
-                   f"{NOISY:.0f} %% of a CPU during it (1; quick 0)")
+    p.add_argument("--warmup", type=int, help="warm-up seconds per server, 0 for none (2; quick 1)")
+    p.add_argument(
+        "--connections",
+        type=int,
+        default=64,
+        help="wrk connections where the scenario fixes none (64)",
+    )
+    p.add_argument(
+        "--retry-noisy",
+        type=int,
+        metavar="N",
+        help="repeat a run up to N times while other processes used more than "
+        f"{NOISY:.0f} %% of a CPU during it (1; quick 0)",
+    )
     p.add_argument("--server-cpu", default="1", help="CPU list for servers (taskset -c)")
     p.add_argument("--client-cpu", default="0", help="CPU list for wrk/h2load")
-    p.add_argument("--label", help="results file label: results/DATE-LABEL.md "
-                   "(default: git short hash, plus -quick)")
+    p.add_argument(
+        "--label",
+        help="results file label: results/DATE-LABEL.md (default: git short hash, plus -quick)",
+    )
     p.add_argument("--no-save", action="store_true", help="print only, save nothing")
-    p.add_argument("--update-readme", action=argparse.BooleanOptionalAction, default=None,
-                   help="put the summary into README.md (default: only for a full run of "
-                   "every default server and scenario)")
-    p.add_argument("--skip-setup", action="store_true",
-                   help="do not check/install the venv and tools")
+    p.add_argument(
+        "--update-readme",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="put the summary into README.md (default: only for a full run of "
+        "every default server and scenario)",
+    )
+    p.add_argument(
+        "--skip-setup", action="store_true", help="do not check/install the venv and tools"
+    )
     p.add_argument("--upgrade-peers", action="store_true", help="pip install -U the peers")
-    p.add_argument("--profile", metavar="SERVER",
-                   help="profile SERVER with py-spy under each selected scenario's load "
-                   "instead of benchmarking; output in bench/logs/")
-    p.add_argument("--profile-format", default="raw", choices=["raw", "flamegraph", "speedscope"],
-                   help="py-spy output; 'raw' also writes a top-functions summary (default)")
-    p.add_argument("--profile-native", action="store_true",
-                   help="py-spy --native: include C frames (uvloop, httptools, syscalls)")
+    p.add_argument(
+        "--profile",
+        metavar="SERVER",
+        help="profile SERVER with py-spy under each selected scenario's load "
+        "instead of benchmarking; output in bench/logs/",
+    )
+    p.add_argument(
+        "--profile-format",
+        default="raw",
+        choices=["raw", "flamegraph", "speedscope"],
+        help="py-spy output; 'raw' also writes a top-functions summary (default)",
+    )
+    p.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="py-spy --native: include C frames (uvloop, httptools, syscalls)",
+    )
     p.add_argument("--list", action="store_true", help="list servers and scenarios, then exit")
     return p.parse_args(argv)
 
@@ -1289,8 +1546,9 @@ def main(argv: list[str] | None = None) -> int:
         server_cpu=args.server_cpu if cpus >= 2 else None,
         client_cpu=args.client_cpu if cpus >= 2 else None,
         quick=args.quick,
-        retry_noisy=(args.retry_noisy if args.retry_noisy is not None
-                     else (0 if args.quick else 1)),
+        retry_noisy=(
+            args.retry_noisy if args.retry_noisy is not None else (0 if args.quick else 1)
+        ),
     )
     if opts.runs < 1 or opts.duration < 1 or opts.warmup < 0:
         raise SystemExit("--runs and --duration must be >= 1, --warmup >= 0")
@@ -1304,7 +1562,9 @@ def main(argv: list[str] | None = None) -> int:
 
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    for sig in (signal.SIGINT, signal.SIGHUP):  # keep what nohup / a background shell set
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _on_signal)
     LOGS.mkdir(exist_ok=True)
 
     if args.profile:
@@ -1318,43 +1578,62 @@ def main(argv: list[str] | None = None) -> int:
 
     per_server = opts.runs * opts.duration + opts.warmup + 1
     estimate = sum(len(servers) * per_server + 2 for _ in scenarios)
-    log(f"bench: {len(scenarios)} scenarios x {len(servers)} servers, "
+    log(
+        f"bench: {len(scenarios)} scenarios x {len(servers)} servers, "
         f"{opts.runs} x {opts.duration:g} s each: about {estimate / 60:.1f} min; "
-        f"logs in {LOGS.relative_to(REPO)}/")
+        f"logs in {LOGS.relative_to(REPO)}/"
+    )
     started = time.monotonic()
+    interrupted = False
     results: dict[str, dict[str, Cell]] = {}
     try:
         for scenario in scenarios:
             log(f"scenario {scenario.name}: {scenario.title}")
+            results[scenario.name] = {}
             try:
-                results[scenario.name] = measure_scenario(scenario, opts)
+                measure_scenario(scenario, opts, results[scenario.name])
             except NotImplementedError as exc:
+                del results[scenario.name]
                 log(f"  skipped: {exc}")
     except KeyboardInterrupt:
+        interrupted = True
         log("interrupted: stopping servers; partial results follow")
     finally:
         stop_all()
+    results = {k: v for k, v in results.items() if any(c.runs or c.error for c in v.values())}
 
     if not results:
         return 1
     text = report(results, opts, started)
+    if interrupted:
+        text = text.replace("\n", " — INTERRUPTED, partial results\n", 1)
     print(text)
     if not args.no_save:
         label = args.label or (
-            (run_quiet(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).stdout.strip()
-             or "run") + ("-quick" if args.quick else ""))
+            (
+                run_quiet(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).stdout.strip()
+                or "run"
+            )
+            + ("-quick" if args.quick else "")
+        )
         path = save(text, label)
         log(f"saved {path.relative_to(REPO)}")
-        full = (not args.quick and set(servers) == set(SERVERS)
-                and set(scenario_names) >= {s.name for s in SCENARIOS.values() if s.default})
+        full = (
+            not args.quick
+            and set(servers) == set(SERVERS)
+            and set(scenario_names) >= {s.name for s in SCENARIOS.values() if s.default}
+        )
         if args.update_readme or (args.update_readme is None and full):
             update_readme(text, path)
-    bad = [f"{scen}/{name}" for scen, cells in results.items() for name, c in cells.items()
-           if c.error and "skipped" not in c.error or c.failed_runs]
+    bad = [
+        f"{scen}/{name}"
+        for scen, cells in results.items()
+        for name, c in cells.items()
+        if (c.error and "skipped" not in c.error) or c.failed_runs
+    ]
     if bad:
         log(f"bench: failures in {', '.join(bad)} (see the status column and bench/logs/)")
-        return 1
-    return 0
+    return 1 if bad or interrupted else 0
 
 
 if __name__ == "__main__":
