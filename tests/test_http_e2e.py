@@ -7,6 +7,7 @@ per test around a `Probe`.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import socket
@@ -22,6 +23,7 @@ import httpx
 import pytest
 
 from tests.apps.http_apps import (
+    IncompleteResponse,
     Probe,
     RawConnection,
     app,
@@ -733,3 +735,82 @@ def test_server_survives_abrupt_client_resets(server: RunningServer) -> None:
         sock.sendall(request("POST", "/echo", [("Content-Length", "100")]) + b"x")
         sock.close()  # RST
     assert_served(server)
+
+
+# -- more pipelining, flow control and concurrency ------------------------------------------
+
+
+def test_deep_pipeline_beyond_the_read_buffer(server: RunningServer) -> None:
+    # More pipelined bytes than the server buffers behind one request: it
+    # pauses reading, and every request is still answered, in order.
+    count = 2000
+    data = b"".join(request("GET", f"/scope?{i:05d}") for i in range(count))
+    assert len(data) > 65536
+    with raw(server, timeout=30) as conn:
+        conn.send(data)
+        for i in range(count):
+            response = conn.read_response()
+            assert response.status == 200
+            assert json.loads(response.body)["query_string"] == f"{i:05d}"
+
+
+def test_pipelined_request_after_connection_close_is_not_served(server: RunningServer) -> None:
+    with raw(server) as conn:
+        conn.send(
+            request("GET", "/scope?first", [("Connection", "close")])
+            + request("GET", "/scope?second")
+        )
+        first = conn.read_response()
+        assert json.loads(first.body)["query_string"] == "first"
+        assert conn.read_all() == b""
+
+
+def test_pipelined_request_after_an_unread_body(server: RunningServer) -> None:
+    with raw(server) as conn:
+        conn.send(request("POST", "/no-read", body=b"ignored body") + request("GET", "/hello"))
+        first = conn.read_response()
+        assert first.body == b"answered without reading"
+        # The unread body is skipped or the connection closes: never parsed as a request.
+        try:
+            second = conn.read_response()
+        except IncompleteResponse as exc:
+            assert exc.partial == b""
+        else:
+            assert second.status == 200
+            assert second.body == b"hello"
+
+
+def test_client_gone_during_a_large_streaming_response(server: RunningServer) -> None:
+    with raw(server, rcvbuf=16384) as conn:
+        conn.send(request("GET", f"/big-stream?size={200 * 1024 * 1024}"))
+        conn.read_head()
+        conn.sock.recv(65536)
+    # The app's send() raises once the client is gone; the task ends, nothing leaks.
+    assert wait_for(lambda: not server.server.state.tasks, 10)
+    assert_served(server)
+
+
+def test_chunked_upload_to_a_slow_reader(client: httpx.Client) -> None:
+    body = pattern_body(2 * 1024 * 1024)
+
+    def pieces() -> Iterator[bytes]:
+        for i in range(0, len(body), 100_000):
+            yield body[i : i + 100_000]
+
+    response = client.post("/slow-read", content=pieces())
+    result = response.json()
+    assert result["length"] == len(body)
+    assert result["sha256"] == hashlib.sha256(body).hexdigest()
+    assert result["biggest"] <= 1024 * 1024, result
+
+
+def test_concurrent_clients(server: RunningServer) -> None:
+    # One client shared by the threads: a pool of up to 10 connections at once.
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as shared:
+
+        def one(i: int) -> bytes:
+            return shared.post("/echo", content=b"client %d" % i).content
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+            results = list(pool.map(one, range(30)))
+    assert results == [b"client %d" % i for i in range(30)]
