@@ -388,9 +388,11 @@ class WSProtocol(asyncio.Protocol):
     def _ping_timed_out(self) -> None:
         self._pong_timer = None
         logger.info("WebSocket ping timed out; closing with %d", _INTERNAL_ERROR)
-        self._server_close(_INTERNAL_ERROR, "keepalive ping timeout")
+        # The peer is presumed gone: fail the connection (section 7.1.7)
+        # rather than wait for a close frame that will not come.
+        self._server_close(_INTERNAL_ERROR, "keepalive ping timeout", wait=False)
 
-    def _server_close(self, code: int, reason: str) -> None:
+    def _server_close(self, code: int, reason: str, wait: bool = True) -> None:
         """The server ends the connection on its own (ping timeout, shutdown)."""
         conn = self.conn
         cycle = self.cycle
@@ -398,10 +400,11 @@ class WSProtocol(asyncio.Protocol):
             cycle.disconnect(code, reason)
         if conn is not None and conn.state == OPEN:
             self.transport.write(conn.send_close(code, reason))
-            self._cancel_timers()
-            self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
-        else:
-            self._end(True)
+            if wait:
+                self._cancel_timers()
+                self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
+                return
+        self._end(True)
 
     def _close_timed_out(self) -> None:
         self._close_timer = None
