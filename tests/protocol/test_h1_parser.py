@@ -369,6 +369,13 @@ def test_leading_empty_lines_tolerated(count: int) -> None:
     assert request.path == b"/x"
 
 
+def test_leading_empty_lines_counted_per_request() -> None:
+    # The allowance is per request: a few before each pipelined one are fine.
+    one = b"\r\n" * 4 + b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+    events = parse(one * 3)
+    assert [e.path for e in events if isinstance(e, Request)] == [b"/x"] * 3
+
+
 def test_empty_line_between_pipelined_requests() -> None:
     # Some clients send a CRLF after a POST body (RFC 9112 2.2).
     events = parse(
