@@ -91,7 +91,11 @@ class ResponseWriter(Protocol):
 
 
 def validate_headers(raw: Any) -> tuple[list[tuple[bytes, bytes]], int | None]:
-    """Lowercased, checked response headers and the parsed Content-Length."""
+    """Lowercased, checked response headers and the parsed Content-Length.
+
+    Content-Length is taken out of the list: the protocol writer frames the
+    body and writes the header itself (HTTP/2 and HTTP/1.1 differ there).
+    """
     headers: list[tuple[bytes, bytes]] = []
     content_length: int | None = None
     try:
@@ -116,9 +120,9 @@ def validate_headers(raw: Any) -> tuple[list[tuple[bytes, bytes]], int | None]:
                     raise RuntimeError(f"Invalid Content-Length header value {value!r}")
                 if content_length is not None and content_length != int(stripped):
                     raise RuntimeError("Conflicting Content-Length headers")
-                if content_length is not None:
-                    continue
                 content_length = int(stripped)
+                # Framing headers are the writer's to emit, from content_length.
+                continue
             headers.append((lowered, value))
     except ValueError:
         raise TypeError("Headers must be an iterable of [name, value] pairs") from None

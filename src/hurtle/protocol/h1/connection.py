@@ -100,7 +100,12 @@ class H1Connection:
         end: bool,
         trailers: bool = False,
     ) -> bytes:
-        """Bytes of the head (and of ``body``, framed) for a final response."""
+        """Bytes of the head (and of ``body``, framed) for a final response.
+
+        ``headers`` must not hold Content-Length or Transfer-Encoding: the
+        framing is decided here, from ``content_length`` (the app's declared
+        length, or None) and whether ``body`` is all there is (``end``).
+        """
         parts = [status_line(status)]
         no_body = status < 200 or status == 204 or status == 304
         keep_alive = self.keep_alive
@@ -113,21 +118,23 @@ class H1Connection:
                 if b"close" in value.lower():
                     keep_alive = False
                 continue
-            if name == b"content-length" and (status < 200 or status == 204):
-                continue
             parts.append(name + b": " + value + b"\r\n")
 
         trailers = trailers and not self._http10 and bool(self.request and self.request.te_trailers)
         self._trailers = trailers
         if no_body:
+            # RFC 9110 8.6: a 304 may state the length of what it stands for;
+            # 1xx and 204 never carry the field.
+            if status == 304 and content_length is not None:
+                parts.append(b"content-length: %d\r\n" % content_length)
             mode = _MODE_NONE
         elif trailers:
             # Trailers need chunked framing even when the length is known, and
             # RFC 9112 6.2 forbids Content-Length alongside it.
-            parts = [p for p in parts if not p.startswith(b"content-length:")]
             parts.append(b"transfer-encoding: chunked\r\n")
             mode = _MODE_CHUNKED
         elif content_length is not None:
+            parts.append(b"content-length: %d\r\n" % content_length)
             mode = _MODE_LENGTH
         elif end:
             if body or not self._head_only:
