@@ -5,6 +5,9 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import pytest
+
+from hurtle.config import Config
 from tests.utils import run_server
 
 
@@ -58,3 +61,13 @@ def test_304_keeps_declared_content_length_without_body() -> None:
     assert raw.startswith(b"HTTP/1.1 304 Not Modified\r\n")
     assert raw.count(b"HTTP/1.1 ") == 2
     assert raw.endswith(b"\r\n\r\nHello, world!")
+
+
+def test_config_refuses_extra_headers_that_could_split_responses() -> None:
+    with pytest.raises(ValueError, match="invalid value"):
+        Config("tests.apps.basic:app", headers=[("x-a", "b\r\nset-cookie: evil")])
+    with pytest.raises(ValueError, match="invalid header name"):
+        Config("tests.apps.basic:app", headers=[("x a", "b")])
+    assert Config("tests.apps.basic:app", headers=[("x-a", "b")]).encoded_headers == [
+        (b"x-a", b"b")
+    ]

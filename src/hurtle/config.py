@@ -15,6 +15,7 @@ import dataclasses
 import importlib
 import inspect
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -178,6 +179,14 @@ class Config:
         for name in ("timeout_keep_alive", "timeout_request_header", "timeout_graceful_shutdown"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        for header in self.headers:
+            name, value = header
+            # Written verbatim into every response head: a CR or LF here would
+            # split responses, so refuse it before the server starts.
+            if not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name):
+                raise ValueError(f"invalid header name {name!r}")
+            if re.search(r"[\x00-\x08\x0a-\x1f\x7f]", value):
+                raise ValueError(f"invalid value for header {name!r}")
         if isinstance(self.log_level, str) and self.log_level.lower() not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
 

@@ -25,6 +25,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
+from hurtle.logging import escape_control
 from hurtle.protocol.errors import ProtocolError
 from hurtle.protocol.events import NEED_DATA, PAUSED, Data, EndOfMessage, Request
 from hurtle.protocol.h1 import CONTINUE_RESPONSE, H1Connection, RequestParser, error_response
@@ -56,14 +57,6 @@ else:
         loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
     ) -> asyncio.Task[None]:
         return loop.create_task(coro)
-
-
-_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
-
-
-def _escape(text: str) -> str:
-    """Client-controlled text made safe for a log line (no terminal escapes, no newlines)."""
-    return text.translate(_ESCAPES)
 
 
 def _address(addr: Any) -> tuple[str, int] | None:
@@ -445,8 +438,8 @@ class H1Protocol(asyncio.Protocol):
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
             client_addr,
-            _escape(scope["method"]),
-            _escape(full_path),
+            escape_control(scope["method"]),
+            escape_control(full_path),
             scope["http_version"],
             cycle.status,
         )
@@ -459,7 +452,7 @@ class H1Protocol(asyncio.Protocol):
         logger.info(
             "Invalid HTTP request from %s: %s (answered %d)",
             f"{self.client[0]}:{self.client[1]}" if self.client else "-",
-            _escape(reason),
+            escape_control(reason),
             status,
         )
         cycle = self.cycle
