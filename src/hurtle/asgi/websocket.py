@@ -232,7 +232,9 @@ class WebSocketCycle:
             await waiter
 
     async def send(self, message: Mapping[str, Any]) -> None:
-        mtype = message["type"] if type(message) is dict else _message_type(message)
+        mtype = message.get("type") if type(message) is dict else None
+        if type(mtype) is not str:
+            mtype = _message_type(message)
         state = self._state
         if state == _CONNECTED:
             if self._close_code is not None:
