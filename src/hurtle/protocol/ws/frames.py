@@ -93,11 +93,8 @@ def apply_mask(data: bytes, mask: bytes) -> bytes:
     if n < _TRANSLATE_FROM:
         if not n:
             return b""
-        q, r = divmod(n, 4)
-        key = mask * q + mask[:r]
-        return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(
-            n, "little"
-        )
+        key = (mask * ((n >> 2) + 1))[:n]
+        return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
     out = bytearray(data)
     tables = _XOR_TABLES
     # Every 4th byte shares a mask byte: translate each stride in C.
