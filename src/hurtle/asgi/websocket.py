@@ -167,8 +167,9 @@ class WebSocketCycle:
 
     def feed(self, data: str | bytes) -> bool:
         """Queue a received message for the app; True when the adapter should pause reading."""
-        if self._state != _CONNECTED:
-            return False  # the app closed: what the peer still sends goes nowhere
+        if self._state != _CONNECTED or self._close_code is not None:
+            # Closing, from either side: what the peer still sends goes nowhere.
+            return False
         if type(data) is str:
             self._queue.append({"type": "websocket.receive", "text": data})
         else:

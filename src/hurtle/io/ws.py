@@ -317,6 +317,10 @@ class WSProtocol(asyncio.Protocol):
         self.transport.write(conn.send_close(code, reason))
         self._cancel_timers()
         self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
+        # The peer's close frame may sit behind messages the app will never
+        # read now: read on, or the queue limit would stall the handshake.
+        if self._read_paused:
+            self.resume_reading()
 
     def write_response_head(
         self,
@@ -403,6 +407,8 @@ class WSProtocol(asyncio.Protocol):
             if wait:
                 self._cancel_timers()
                 self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
+                if self._read_paused:
+                    self.resume_reading()
                 return
         self._end(True)
 
