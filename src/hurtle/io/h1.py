@@ -185,6 +185,8 @@ class H1Protocol(asyncio.Protocol):
         return None
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return  # rejected, aborted or timed out: bytes still in flight are dropped
         self.conn.receive_data(data)
         self._process()
 
