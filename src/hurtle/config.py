@@ -24,7 +24,10 @@ from typing import Any, Literal
 LoopSetting = Literal["auto", "asyncio", "uvloop"]
 LifespanSetting = Literal["auto", "on", "off"]
 InterfaceSetting = Literal["auto", "asgi3", "asgi2"]
-HTTPSetting = Literal["auto", "h1"]
+# "auto" serves HTTP/1.1 and HTTP/2 (ALPN over TLS; prior knowledge and
+# Upgrade: h2c in cleartext); "h1" and "h2" serve only that version.
+HTTPSetting = Literal["auto", "h1", "h2"]
+TLSVersionSetting = Literal["TLSv1.2", "TLSv1.3"]
 # Uvicorn's implementation names are accepted so its command lines work as
 # they are; every one but "none" is served by hurtle's own WebSocket layer.
 WSSetting = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
@@ -77,12 +80,47 @@ class Config:
 
     # -- the event loop and protocol --------------------------------------------
     loop: LoopSetting = _opt("auto", "Event loop: 'auto' uses uvloop when it is installed.")
-    http: HTTPSetting = _opt("auto", "HTTP protocol version to serve.")
+    http: HTTPSetting = _opt(
+        "auto", "HTTP version to serve: 'auto' is HTTP/1.1 and HTTP/2 (needs the h2 package)."
+    )
+
+    # -- TLS -------------------------------------------------------------------
+    ssl_keyfile: str | None = _opt(None, "TLS private key file (PEM); serves HTTPS.")
+    ssl_certfile: str | None = _opt(None, "TLS certificate chain file (PEM); serves HTTPS.")
+    ssl_keyfile_password: str | None = _opt(None, "Password of an encrypted private key.")
+    # Uvicorn's numbers: ssl.CERT_NONE (0), CERT_OPTIONAL (1), CERT_REQUIRED (2).
+    ssl_cert_reqs: int = _opt(
+        0, "Client certificates: 0 not asked, 1 optional, 2 required (needs --ssl-ca-certs)."
+    )
+    ssl_ca_certs: str | None = _opt(None, "CA bundle (PEM) that client certificates must chain to.")
+    ssl_ciphers: str | None = _opt(
+        None, "OpenSSL cipher string for TLS 1.2; default: ECDHE/DHE with AES-GCM or ChaCha20."
+    )
+    # RFC 9113 9.2: HTTP/2 needs TLS 1.2 or later; older versions are broken.
+    ssl_min_version: TLSVersionSetting = _opt("TLSv1.2", "Lowest TLS version accepted.")
+    # A client that connects and never finishes the handshake holds a socket.
+    ssl_handshake_timeout: float = _opt(
+        10.0, "Close a connection whose TLS handshake takes longer than this."
+    )
+
+    # -- HTTP/2 ----------------------------------------------------------------
+    # Each stream may run an app task: this bounds the tasks one connection
+    # can start (excess streams are refused with REFUSED_STREAM; RFC 9113
+    # recommends at least 100).
+    h2_max_concurrent_streams: int = _opt(
+        100, "Most concurrent HTTP/2 streams per connection; more are refused."
+    )
+    h2_max_header_list_size: int = _opt(
+        65536, "Largest HTTP/2 request header list (RFC 9113 6.5.2 size) in bytes."
+    )
+    # CVE-2023-44487 (rapid reset) and CVE-2025-8671 (MadeYouReset): resets,
+    # by the client or caused by it, are counted over 10 seconds.
+    h2_max_resets: int = _opt(
+        200, "Stream resets per connection in 10 s before GOAWAY ENHANCE_YOUR_CALM."
+    )
 
     # -- WebSocket -------------------------------------------------------------
-    ws: WSSetting = _opt(
-        "auto", "WebSocket support; 'none' serves upgrade requests as plain HTTP."
-    )
+    ws: WSSetting = _opt("auto", "WebSocket support; 'none' serves upgrade requests as plain HTTP.")
     # Bounds what one client can make the server hold for one message
     # (Uvicorn's default); counted after decompression.
     ws_max_size: int = _opt(
@@ -122,9 +160,7 @@ class Config:
     limit_concurrency: int | None = _opt(
         None, "Answer 503 once this many connections and tasks are open."
     )
-    limit_max_requests: int | None = _opt(
-        None, "Stop gracefully after serving this many requests."
-    )
+    limit_max_requests: int | None = _opt(None, "Stop gracefully after serving this many requests.")
     limit_request_line: int = _opt(
         8190, "Longest request line in bytes; longer answers 414 (gunicorn's default)."
     )
@@ -165,6 +201,14 @@ class Config:
             raise ValueError(f"lifespan must be auto, on or off, got {self.lifespan!r}")
         if self.interface not in ("auto", "asgi3", "asgi2"):
             raise ValueError(f"interface must be auto, asgi3 or asgi2, got {self.interface!r}")
+        if self.http not in ("auto", "h1", "h2"):
+            raise ValueError(f"http must be auto, h1 or h2, got {self.http!r}")
+        if self.ssl_min_version not in ("TLSv1.2", "TLSv1.3"):
+            raise ValueError(
+                f"ssl_min_version must be TLSv1.2 or TLSv1.3, got {self.ssl_min_version!r}"
+            )
+        if self.ssl_cert_reqs not in (0, 1, 2):
+            raise ValueError(f"ssl_cert_reqs must be 0, 1 or 2, got {self.ssl_cert_reqs!r}")
         if self.ws not in ("auto", "none", "websockets", "websockets-sansio", "wsproto"):
             raise ValueError(f"ws must be auto or none, got {self.ws!r}")
         for name in (
@@ -173,10 +217,18 @@ class Config:
             "limit_request_head",
             "ws_max_size",
             "ws_max_queue",
+            "h2_max_concurrent_streams",
+            "h2_max_header_list_size",
+            "h2_max_resets",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("timeout_keep_alive", "timeout_request_header", "timeout_graceful_shutdown"):
+        for name in (
+            "timeout_keep_alive",
+            "timeout_request_header",
+            "timeout_graceful_shutdown",
+            "ssl_handshake_timeout",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         for header in self.headers:
@@ -189,6 +241,11 @@ class Config:
                 raise ValueError(f"invalid value for header {name!r}")
         if isinstance(self.log_level, str) and self.log_level.lower() not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+
+    @property
+    def is_ssl(self) -> bool:
+        """TLS is on when a certificate or key is given (Uvicorn's rule)."""
+        return bool(self.ssl_keyfile or self.ssl_certfile)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -227,9 +284,7 @@ def import_from_string(import_str: str) -> Any:
         for attr in attrs_str.split("."):
             instance = getattr(instance, attr)
     except AttributeError:
-        raise AppLoadError(
-            f'Attribute "{attrs_str}" not found in module "{module_str}".'
-        ) from None
+        raise AppLoadError(f'Attribute "{attrs_str}" not found in module "{module_str}".') from None
     return instance
 
 
