@@ -21,7 +21,9 @@ def _option_actions() -> dict[str, argparse.Action]:
     return {
         action.dest: action
         for action in parser._actions
-        if action.option_strings and action.dest not in ("help", "version")
+        if action.option_strings
+        and not action.dest.startswith("_")
+        and action.dest not in ("help", "version")
     }
 
 

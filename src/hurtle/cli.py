@@ -27,7 +27,12 @@ from hurtle.config import LOG_LEVELS, Config, option_fields
 __all__ = ["build_parser", "config_from_args", "flag_for", "main"]
 
 # Where the flag is not the field name with dashes: Uvicorn's spelling wins.
-_FLAG_NAMES = {"headers": "--header"}
+_FLAG_NAMES = {
+    "headers": "--header",
+    "reload_dirs": "--reload-dir",
+    "reload_includes": "--reload-include",
+    "reload_excludes": "--reload-exclude",
+}
 
 # RFC 9110 section 5.1: field-name = token; tchar excludes separators.
 _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -154,6 +159,11 @@ def _argument_for(field: dataclasses.Field[Any], tp: Any) -> tuple[list[str], di
         kwargs["type"] = _header
         kwargs["help"] = help_text
         return [flag], kwargs
+    if typing.get_origin(inner) in (Sequence, list) and typing.get_args(inner) == (str,):
+        kwargs["action"] = "append"
+        kwargs["type"] = str
+        kwargs["help"] = help_text
+        return [flag], kwargs
     if inner is int:
         kwargs["type"] = _optional_int if optional else int
         kwargs.setdefault("metavar", "INT")
@@ -197,8 +207,33 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="APP is 'module:attribute', e.g. 'main:app'.",
         allow_abbrev=False,
     )
-    parser.add_argument("app", metavar="APP", help="The ASGI application, 'module:attribute'.")
+    parser.add_argument(
+        "app",
+        metavar="APP",
+        nargs="?",
+        help="The ASGI application, 'module:attribute'; may come from the config file.",
+    )
     parser.add_argument("--version", action="version", version=_version_text())
+    files = parser.add_argument_group("configuration file")
+    files.add_argument(
+        "--config",
+        metavar="PATH",
+        dest="_config_file",
+        help="Read options from this TOML file (default: hurtle.toml, else [tool.hurtle] of "
+        "pyproject.toml); the environment (HURTLE_*) and the command line override it.",
+    )
+    files.add_argument(
+        "--print-config",
+        action="store_true",
+        dest="_print_config",
+        help="Print the effective configuration as TOML and exit.",
+    )
+    files.add_argument(
+        "--check-config",
+        action="store_true",
+        dest="_check_config",
+        help="Check the configuration and that the app imports, then exit.",
+    )
     hints = _field_types()
     for field in option_fields():
         flags, kwargs = _argument_for(field, hints[field.name])
@@ -206,21 +241,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(argv: Sequence[str] | None = None) -> Config:
-    """Parse `argv` into a `Config`; bad options exit with status 2 and a message."""
+def _config_and_actions(argv: Sequence[str] | None) -> tuple[Config, bool, bool]:
     parser = build_parser()
-    namespace = parser.parse_args(argv)
-    options = vars(namespace)
+    options = vars(parser.parse_args(argv))
     app = options.pop("app")
+    config_file = options.pop("_config_file")
+    print_config = options.pop("_print_config")
+    check_config = options.pop("_check_config")
+    # Imported here: the file reader needs the parser built above.
+    from hurtle.configfile import ConfigError, merged_options  # noqa: PLC0415
+
     try:
-        return Config(app, **options)
+        app, options, _ = merged_options(options, app, config_file)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    if app is None:
+        parser.error("the following arguments are required: APP (or 'app' in the config file)")
+    try:
+        return Config(app, **options), print_config, check_config
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
 
 
+def config_from_args(argv: Sequence[str] | None = None) -> Config:
+    """Parse `argv` into a `Config`; bad options exit with status 2 and a message.
+
+    Options missing from `argv` come from ``HURTLE_*`` variables, then from the
+    config file (`hurtle.configfile`), then from the `Config` defaults.
+    """
+    return _config_and_actions(argv)[0]
+
+
+def _check(config: Config) -> int:
+    from hurtle.config import AppLoadError, load_app  # noqa: PLC0415
+
+    try:
+        load_app(config)
+    except AppLoadError as exc:
+        print(f"hurtle: error loading the app: {exc}", file=sys.stderr)
+        return 1
+    print("hurtle: configuration OK")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``hurtle`` command and ``python -m hurtle``."""
-    config = config_from_args(argv)
+    config, print_config, check_config = _config_and_actions(argv)
+    if print_config:
+        from hurtle.configfile import render_toml  # noqa: PLC0415
+
+        sys.stdout.write(render_toml(config))
+    if check_config:
+        sys.exit(_check(config))
+    if print_config:
+        sys.exit(0)
     # Imported after parsing: `--help` and bad options need no server code.
     from hurtle.main import serve_config  # noqa: PLC0415
 

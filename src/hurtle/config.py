@@ -65,6 +65,43 @@ class Config:
     uds: str | None = _opt(None, "Bind to a Unix domain socket at this path.")
     fd: int | None = _opt(None, "Serve an already bound socket from this file descriptor.")
     backlog: int = _opt(2048, "Maximum number of connections waiting to be accepted.")
+    bind: Sequence[str] = _opt_list(
+        "Listen on ADDRESS: HOST:PORT, [::]:PORT, unix:PATH or fd://N; repeatable. "
+        "--host/--port are then bound only when set to other than their defaults.",
+        metavar="ADDRESS",
+    )
+    uds_permissions: str = _opt("666", "Octal permissions of Unix sockets bound by hurtle.")
+    reuse_port: bool = _opt(
+        False, "Each worker binds its own SO_REUSEPORT socket; the kernel spreads connections."
+    )
+
+    # -- worker processes ------------------------------------------------------
+    workers: int | None = _opt(
+        None, "Number of worker processes; default: $WEB_CONCURRENCY, else 1 (no supervisor)."
+    )
+    # A worker's event loop writes a heartbeat every second; one blocked this
+    # long (gunicorn's --timeout) is killed and replaced.
+    timeout_worker_healthcheck: float = _opt(
+        30.0, "Kill and replace a worker whose event loop is unresponsive this long."
+    )
+
+    # -- reload ----------------------------------------------------------------
+    reload: bool = _opt(False, "Restart the workers when a watched file changes (development).")
+    reload_dirs: Sequence[str] = _opt_list(
+        "Watch this directory for --reload; repeatable; default: the working directory.",
+        metavar="DIR",
+    )
+    reload_includes: Sequence[str] = _opt_list(
+        "Glob of files that trigger --reload; repeatable; default: '*.py'.", metavar="GLOB"
+    )
+    reload_excludes: Sequence[str] = _opt_list(
+        "Glob of files and directories --reload ignores; repeatable; default: '.*', '*.py[cod]',"
+        " '~*', '__pycache__'.",
+        metavar="GLOB",
+    )
+    reload_delay: float = _opt(
+        0.25, "Seconds to wait for more changes before --reload restarts the workers."
+    )
 
     # -- the application -------------------------------------------------------
     factory: bool = _opt(False, "Treat APP as a factory: call it with no argument to get the app.")
@@ -160,7 +197,16 @@ class Config:
     limit_concurrency: int | None = _opt(
         None, "Answer 503 once this many connections and tasks are open."
     )
-    limit_max_requests: int | None = _opt(None, "Stop gracefully after serving this many requests.")
+    limit_max_requests: int | None = _opt(
+        None, "Stop gracefully after serving this many requests (workers: replace it)."
+    )
+    # Spreads the restarts of workers started together (gunicorn's option).
+    limit_max_requests_jitter: int = _opt(
+        0, "Add a random 0..N to --limit-max-requests per worker."
+    )
+    limit_max_memory: int | None = _opt(
+        None, "Stop gracefully once the process RSS exceeds this many MiB (workers: replace it)."
+    )
     limit_request_line: int = _opt(
         8190, "Longest request line in bytes; longer answers 414 (gunicorn's default)."
     )
@@ -231,6 +277,7 @@ class Config:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        self._check_processes()
         for header in self.headers:
             name, value = header
             # Written verbatim into every response head: a CR or LF here would
@@ -241,6 +288,29 @@ class Config:
                 raise ValueError(f"invalid value for header {name!r}")
         if isinstance(self.log_level, str) and self.log_level.lower() not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+
+    def _check_processes(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.limit_max_requests_jitter < 0:
+            raise ValueError("limit_max_requests_jitter must not be negative")
+        for name in ("limit_max_requests", "limit_max_memory"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.timeout_worker_healthcheck <= 0:
+            raise ValueError("timeout_worker_healthcheck must be positive")
+        if self.reload_delay < 0:
+            raise ValueError("reload_delay must not be negative")
+        if not re.fullmatch(r"0?o?[0-7]{1,4}", self.uds_permissions):
+            raise ValueError(
+                f"uds_permissions must be octal like 660, got {self.uds_permissions!r}"
+            )
+        if self.bind:
+            from hurtle.binds import parse_bind  # noqa: PLC0415 - only when used
+
+            for address in self.bind:
+                parse_bind(address)
 
     @property
     def is_ssl(self) -> bool:

@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import stat
 import threading
 from collections.abc import Callable, Coroutine, Generator, Sequence
@@ -204,7 +205,7 @@ def _bind_error(exc: OSError, address: object) -> OSError:
     )
 
 
-def bind_tcp(host: str, port: int) -> list[socket.socket]:
+def bind_tcp(host: str, port: int, reuse_port: bool = False) -> list[socket.socket]:
     """Bound, not yet listening, non-blocking TCP sockets for every address of `host`.
 
     ``::`` binds one dual-stack socket (IPv6 and IPv4-mapped). With port 0 and
@@ -232,6 +233,9 @@ def bind_tcp(host: str, port: int) -> list[socket.socket]:
             if os.name != "nt":
                 # Rebinding right after a restart must not wait for TIME_WAIT.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                # Workers of --reuse-port bind the same address again.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
                 # '::' alone means "every address": accept IPv4 too, unless an
                 # IPv4 socket of the same host already covers it.
@@ -302,14 +306,14 @@ def socket_from_fd(fd: int) -> socket.socket:
     return sock
 
 
-def describe_socket(sock: socket.socket) -> str:
-    """``http://127.0.0.1:8000``, ``http://[::1]:8000`` or ``unix socket /path``."""
+def describe_socket(sock: socket.socket, scheme: str = "http") -> str:
+    """``http://127.0.0.1:8000``, ``https://[::1]:8000`` or ``unix socket /path``."""
     if hasattr(socket, "AF_UNIX") and sock.family == socket.AF_UNIX:
         return f"unix socket {sock.getsockname()}"
     host, port = sock.getsockname()[:2]
     if sock.family == socket.AF_INET6:
-        return f"http://[{host}]:{port}"
-    return f"http://{host}:{port}"
+        return f"{scheme}://[{host}]:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 # -- the server ----------------------------------------------------------------
@@ -338,6 +342,7 @@ class Server:
         self._sockets: list[socket.socket] = []
         self._uds_inode: tuple[int, int] | None = None
         self._captured_signals: list[int] = []
+        self._ssl: ssl.SSLContext | None = None
 
     # -- public ----------------------------------------------------------------
 
@@ -380,7 +385,7 @@ class Server:
         logger.info("Started server process [%d]", pid)
 
         app = self._load()
-        if app is None:
+        if app is None or not self._load_protocols():
             self._close_given(sockets)
             return
 
@@ -433,6 +438,24 @@ class Server:
             self.exit_code = EXIT_APP_LOAD_ERROR
             return None
 
+    def _load_protocols(self) -> bool:
+        """The TLS context and the HTTP/2 dependency; False (exit 1) with a clear error."""
+        from hurtle.io.tls import TLSConfigError, create_ssl_context, h2_available  # noqa: PLC0415
+
+        config = self.config
+        if config.http == "h2" and not h2_available():
+            logger.error("--http h2 needs the 'h2' package: pip install 'hurtle[standard]'")
+            self.exit_code = EXIT_APP_LOAD_ERROR
+            return False
+        if config.is_ssl:
+            try:
+                self._ssl = create_ssl_context(config)
+            except TLSConfigError as exc:
+                logger.error("TLS configuration error: %s", exc)
+                self.exit_code = EXIT_APP_LOAD_ERROR
+                return False
+        return True
+
     def _protocol_factory(self, app: Callable[..., Any]) -> Callable[[], asyncio.Protocol]:
         # Imported here: the connection module is the heavy part of the
         # package, and `hurtle.Server` should be importable without it.
@@ -440,11 +463,29 @@ class Server:
 
         config = self.config
         state = self.state
+        protocol: Callable[..., asyncio.Protocol] = H1Protocol
+        if config.http == "h2":
+            from hurtle.io.h2 import H2Protocol  # noqa: PLC0415
+
+            protocol = H2Protocol
+        elif self._ssl is not None and "h2" in (self._ssl_alpn or ()):
+            # The protocol is known only once the handshake chose one by ALPN.
+            from hurtle.io.h2 import ALPNProtocol  # noqa: PLC0415
+
+            protocol = ALPNProtocol
 
         def factory() -> asyncio.Protocol:
-            return H1Protocol(config, app, state)
+            return protocol(config, app, state)
 
         return factory
+
+    @property
+    def _ssl_alpn(self) -> list[str] | None:
+        if self._ssl is None:
+            return None
+        from hurtle.io.tls import alpn_protocols  # noqa: PLC0415
+
+        return alpn_protocols(self.config.http)
 
     def _bind(self, given: Sequence[socket.socket] | None) -> list[socket.socket]:
         config = self.config
@@ -454,6 +495,7 @@ class Server:
             return [socket_from_fd(config.fd)]
         if config.uds is not None:
             sock = bind_unix(config.uds)
+            os.chmod(config.uds, int(config.uds_permissions, 8))
             st = os.stat(config.uds)
             self._uds_inode = (st.st_dev, st.st_ino)
             return [sock]
@@ -466,10 +508,22 @@ class Server:
         factory = self._protocol_factory(app)
         self._sockets = self._bind(given)
         for sock in self._sockets:
-            server = await loop.create_server(factory, sock=sock, backlog=self.config.backlog)
+            if self._ssl is not None:
+                server = await loop.create_server(
+                    factory,
+                    sock=sock,
+                    backlog=self.config.backlog,
+                    ssl=self._ssl,
+                    ssl_handshake_timeout=self.config.ssl_handshake_timeout,
+                )
+            else:
+                server = await loop.create_server(factory, sock=sock, backlog=self.config.backlog)
             self.servers.append(server)
+        scheme = "https" if self._ssl is not None else "http"
         for sock in self._sockets:
-            logger.info("hurtle running on %s (Press CTRL+C to quit)", describe_socket(sock))
+            logger.info(
+                "hurtle running on %s (Press CTRL+C to quit)", describe_socket(sock, scheme)
+            )
 
     async def _main_loop(self) -> None:
         # Polling, not an Event: should_exit is set from signal handlers and
