@@ -25,11 +25,14 @@ import contextlib
 import errno
 import logging
 import os
+import random
 import signal
 import socket
 import ssl
 import stat
+import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from types import FrameType
 from typing import Any, TypeVar
@@ -316,6 +319,22 @@ def describe_socket(sock: socket.socket, scheme: str = "http") -> str:
     return f"{scheme}://{host}:{port}"
 
 
+def resident_memory() -> int | None:
+    """This process's resident set size in bytes, or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # The peak, not the current size: the best there is without /proc.
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
 # -- the server ----------------------------------------------------------------
 
 
@@ -342,6 +361,15 @@ class Server:
         self._sockets: list[socket.socket] = []
         self._uds_inode: tuple[int, int] | None = None
         self._captured_signals: list[int] = []
+        # --limit-max-requests plus this process's share of the jitter, so
+        # workers started together do not all restart together.
+        self.max_requests = config.limit_max_requests
+        if self.max_requests is not None and config.limit_max_requests_jitter:
+            self.max_requests += random.randint(0, config.limit_max_requests_jitter)
+        # A supervised worker logs no "running on" line: its parent does.
+        self.announce = True
+        self._retiring = False
+        self._next_memory_check = 0.0
         self._ssl: ssl.SSLContext | None = None
 
     # -- public ----------------------------------------------------------------
@@ -520,7 +548,7 @@ class Server:
                 server = await loop.create_server(factory, sock=sock, backlog=self.config.backlog)
             self.servers.append(server)
         scheme = "https" if self._ssl is not None else "http"
-        for sock in self._sockets:
+        for sock in self._sockets if self.announce else ():
             logger.info(
                 "hurtle running on %s (Press CTRL+C to quit)", describe_socket(sock, scheme)
             )
@@ -534,11 +562,40 @@ class Server:
     def _should_stop(self) -> bool:
         if self.should_exit or self.state.should_exit:
             return True
-        limit = self.config.limit_max_requests
-        if limit is not None and self.state.total_requests >= limit:
-            logger.warning("Maximum request limit of %d exceeded. Terminating process.", limit)
-            return True
+        self.on_tick()
+        if self._retiring:
+            return False
+        reason = self._limit_reached()
+        if reason is not None:
+            self._retiring = True
+            return self.retire(reason)
         return False
+
+    def _limit_reached(self) -> str | None:
+        limit = self.max_requests
+        if limit is not None and self.state.total_requests >= limit:
+            return f"Maximum request limit of {limit} exceeded."
+        memory_limit = self.config.limit_max_memory
+        if memory_limit is not None:
+            now = time.monotonic()
+            if now >= self._next_memory_check:
+                self._next_memory_check = now + 1.0  # reading /proc is not free
+                rss = resident_memory()
+                if rss is not None and rss > memory_limit * 1024 * 1024:
+                    return f"Memory limit of {memory_limit} MiB exceeded ({rss >> 20} MiB)."
+        return None
+
+    def on_tick(self) -> None:
+        """Called every tick while serving; a supervised worker sends its heartbeat here."""
+
+    def retire(self, reason: str) -> bool:
+        """A limit was reached: log `reason`, return True to stop now.
+
+        A supervised worker overrides this: its parent starts a replacement
+        first and then stops it, so capacity never drops.
+        """
+        logger.warning("%s Terminating process.", reason)
+        return True
 
     async def _shutdown(self) -> None:
         logger.info("Shutting down")
