@@ -9,6 +9,7 @@ out at or before the last byte of the bad input: the parser never waits at
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -931,3 +932,57 @@ def test_second_request_rejected_after_a_good_one() -> None:
     with pytest.raises(ProtocolError) as info:
         parser.next_event()
     assert info.value.status == 400
+
+
+# -- cost: linear in the bytes received ---------------------------------------------------
+#
+# One socket read can carry 256 KiB; a parser that copies the rest of its
+# buffer for each tiny chunk (or rescans the whole partial head for each byte)
+# spends seconds of event-loop time on it, stalling every connection. Linear
+# parsing takes a small fraction of these bounds even on a loaded machine.
+
+
+def _best_of(limit: float, fn: Callable[[], object], runs: int = 2) -> float:
+    """The best time of up to `runs` runs; stops at a run under `limit` or far over it."""
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+        if best < limit or best > 3 * limit:
+            break
+    return best
+
+
+def test_many_tiny_chunks_in_one_read_parse_in_linear_time() -> None:
+    count = 80_000
+    data = CHUNKED + b"1\r\nx\r\n" * count + b"0\r\n\r\n"
+
+    def run() -> None:
+        events = feed_whole(data, max_body=None)
+        assert body_of(events) == b"x" * count
+
+    elapsed = _best_of(1.2, run)
+    assert elapsed < 1.2, f"{count} one-byte chunks ({len(data)} bytes) took {elapsed:.2f} s"
+
+
+def test_head_arriving_byte_by_byte_parses_in_linear_time() -> None:
+    head = (
+        b"GET / HTTP/1.1\r\nHost: a\r\n"
+        + b"".join(b"X-%02d: %s\r\n" % (i, b"v" * 600) for i in range(95))
+        + b"\r\n"
+    )
+    assert 55_000 < len(head) < 65_536
+
+    def run() -> None:
+        parser = RequestParser()
+        for i in range(len(head) - 1):
+            parser.receive_data(head[i : i + 1])
+            assert parser.next_event() is NEED_DATA
+        parser.receive_data(head[-1:])
+        assert isinstance(parser.next_event(), Request)
+
+    # Copying the buffer on each feed is quadratic but cheap (memcpy); a full
+    # rescan per byte is what makes this take many seconds.
+    elapsed = _best_of(2.5, run, runs=1)
+    assert elapsed < 2.5, f"a {len(head)}-byte head fed byte by byte took {elapsed:.2f} s"
