@@ -1,0 +1,760 @@
+"""The asyncio side of an HTTP/2 connection.
+
+`H2Protocol` feeds socket bytes to the sans-IO `H2Core` and starts one
+`HTTPCycle` (the bridge HTTP/1.1 uses too) per stream, with an `H2Stream` as
+its `ResponseWriter`. How a connection becomes HTTP/2:
+
+- over TLS, ALPN chose ``h2``: `ALPNProtocol` hands the transport over;
+- in cleartext, ``--http h2``: the server's factory makes an `H2Protocol`;
+- in cleartext, ``--http auto``: `H1Protocol` meets the connection preface
+  (prior knowledge, `take_over_preface`) or ``Upgrade: h2c``
+  (`take_over_h2c`) and hands over the transport with its buffered bytes.
+
+Flow control, both ways:
+
+- inbound: the windows are large (`STREAM_WINDOW`, `CONNECTION_WINDOW`) and
+  body bytes are acknowledged as the bridge takes them, except past its
+  high-water mark, where acknowledgements wait for the app's ``receive()``;
+- outbound: what the client's windows do not allow waits in the core, and the
+  app's ``send()`` waits (`wait_writable`) until it has left.
+
+Writes are coalesced: a stream's writer marks the connection dirty and one
+``transport.write`` per loop iteration sends what every stream produced.
+
+Safety: the core refuses excess streams and counts resets and control frames;
+reading pauses while the transport is paused for writing, so a client that
+does not read cannot make the server queue PING and SETTINGS answers without
+end; an idle connection (no stream) is closed after ``timeout_keep_alive``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING, Any, cast
+
+from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
+from hurtle.io.h1 import H1Protocol, _address, _service_unavailable, _start_task
+from hurtle.io.tls import tls_extension
+from hurtle.logging import escape_control
+from hurtle.protocol.h2 import (
+    CANCEL,
+    INTERNAL_ERROR,
+    NO_ERROR,
+    PREFACE,
+    ConnectionClosed,
+    H2Core,
+    H2Error,
+    StreamData,
+    StreamEnded,
+    StreamRequest,
+    StreamReset,
+    StreamWritable,
+)
+
+if TYPE_CHECKING:
+    from hurtle.config import Config
+    from hurtle.io.state import ServerState
+    from hurtle.protocol.events import Request
+
+logger = logging.getLogger("hurtle.error")
+access_logger = logging.getLogger("hurtle.access")
+
+# Precomputed ``:status`` values: one dict hit per response.
+_STATUS = {status: str(status).encode() for status in range(100, 600)}
+_STATUS_LINE_101 = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n"
+# RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2.
+_CONNECTION_HEADERS = frozenset(
+    [b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"]
+)
+# Bytes read from a file per DATA burst for http.response.pathsend.
+_FILE_CHUNK = 1 << 16
+
+
+def _default_headers(block: bytes) -> list[tuple[bytes, bytes]]:
+    """The server's ``name: value\\r\\n`` block (date, server, --header) as pairs."""
+    pairs = []
+    for line in block.split(b"\r\n"):
+        if line:
+            name, _, value = line.partition(b":")
+            pairs.append((name.lower(), value.strip()))
+    return pairs
+
+
+class H2Stream:
+    """One stream: the `ResponseWriter` of its `HTTPCycle`."""
+
+    __slots__ = (
+        "conn",
+        "cycle",
+        "ended",
+        "head_only",
+        "received",
+        "stream_id",
+        "task",
+        "trailers",
+        "unacked",
+        "waiter",
+    )
+
+    def __init__(self, conn: H2Protocol, stream_id: int, head_only: bool) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.head_only = head_only  # HEAD: the head goes out, body bytes do not
+        self.cycle: HTTPCycle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.ended = False
+        self.trailers = False
+        # Body bytes received but not acknowledged: the bridge holds more than
+        # its high-water mark, so the client waits for the app to read.
+        self.unacked = 0
+        self.received = 0  # request body bytes, for limit_request_body
+        self.waiter: asyncio.Future[None] | None = None
+
+    # -- ResponseWriter --------------------------------------------------------
+
+    @property
+    def write_paused(self) -> bool:
+        conn = self.conn
+        return conn.write_paused or conn.core.has_pending(self.stream_id)
+
+    def write_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content_length: int | None,
+        body: bytes,
+        end: bool,
+        trailers: bool,
+    ) -> None:
+        conn = self.conn
+        if conn.closing_now or self.ended:
+            return
+        block = [(b":status", _STATUS[status]), *conn.default_headers()]
+        for header in headers:
+            if header[0] not in _CONNECTION_HEADERS:
+                block.append(header)
+        no_body = self.head_only or status == 204 or status == 304
+        if content_length is None and end and not trailers and not no_body:
+            content_length = len(body)
+        if content_length is not None and status != 204 and status != 304:
+            block.append((b"content-length", str(content_length).encode()))
+        self.trailers = trailers
+        core = conn.core
+        sid = self.stream_id
+        if no_body:
+            body = b""
+        if end and not trailers and not body:
+            core.send_headers(sid, block, True)
+            self._ended()
+        else:
+            core.send_headers(sid, block, False)
+            if body or (end and not trailers):
+                core.send_data(sid, body, end and not trailers)
+                if end and not trailers:
+                    self._ended()
+        conn.want_flush()
+
+    def write_body(self, data: bytes, end: bool) -> None:
+        conn = self.conn
+        if conn.closing_now or self.ended:
+            return
+        if self.head_only:
+            data = b""
+        end_stream = end and not self.trailers
+        if data or end_stream:
+            conn.core.send_data(self.stream_id, data, end_stream)
+            conn.want_flush()
+        if end_stream:
+            self._ended()
+
+    def write_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        conn = self.conn
+        if conn.closing_now or self.ended:
+            return
+        conn.core.send_trailers(self.stream_id, trailers)
+        conn.want_flush()
+        self._ended()
+
+    def write_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        conn = self.conn
+        if conn.closing_now or self.ended:
+            return
+        conn.core.send_headers(self.stream_id, [(b":status", _STATUS[status]), *headers], False)
+        conn.want_flush()
+
+    def write_continue(self) -> None:
+        self.write_informational(100, [])
+
+    async def wait_writable(self) -> None:
+        conn = self.conn
+        while self.write_paused and not self.ended and not conn.closing_now:
+            cycle = self.cycle
+            if cycle is not None and cycle.disconnected:
+                return
+            waiter = self.waiter
+            if waiter is None:
+                waiter = self.waiter = conn.loop.create_future()
+            await waiter
+
+    async def sendfile(self, file: Any, offset: int, count: int) -> None:
+        # No os.sendfile: every byte travels in DATA frames the core frames.
+        loop = self.conn.loop
+        remaining = count
+        position = offset
+        while remaining > 0:
+            chunk = os.pread(file.fileno(), min(_FILE_CHUNK, remaining), position)
+            if not chunk:
+                raise RuntimeError("File shrank while it was being sent")
+            position += len(chunk)
+            remaining -= len(chunk)
+            self.write_body(chunk, False)
+            cycle = self.cycle
+            if self.write_paused:
+                await self.wait_writable()
+            else:
+                # Let other streams and the socket have their turn.
+                await asyncio.sleep(0)
+            if self.ended or (cycle is not None and cycle.disconnected):
+                raise ClientDisconnected("Client disconnected")
+        del loop
+
+    def resume_reading(self) -> None:
+        unacked = self.unacked
+        if unacked:
+            self.unacked = 0
+            self.conn.core.acknowledge(self.stream_id, unacked)
+            self.conn.want_flush()
+
+    def abort(self) -> None:
+        # Only this stream: RST_STREAM tells the client its response is cut.
+        if not self.ended:
+            self.ended = True
+            self.conn.core.reset(self.stream_id, INTERNAL_ERROR)
+            self.conn.want_flush()
+        cycle = self.cycle
+        if cycle is not None and not cycle.disconnected:
+            cycle.disconnect()
+
+    # -- internals -------------------------------------------------------------
+
+    def _ended(self) -> None:
+        self.ended = True
+        conn = self.conn
+        if conn.access_log and self.cycle is not None:
+            conn.log_access(self.cycle)
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class H2Protocol(asyncio.Protocol):
+    """One HTTP/2 connection; constructed by the server as ``H2Protocol(config, app, state)``."""
+
+    __slots__ = (
+        "_deadline",
+        "_default_block",
+        "_default_headers",
+        "_extensions_base",
+        "_flush_scheduled",
+        "_h1_body",
+        "_read_paused",
+        "_timer",
+        "access_log",
+        "app",
+        "client",
+        "closing_now",
+        "config",
+        "core",
+        "loop",
+        "scheme",
+        "server",
+        "state",
+        "streams",
+        "transport",
+        "write_paused",
+    )
+
+    def __init__(self, config: Config, app: Any, state: ServerState) -> None:
+        self.config = config
+        self.app = app
+        self.state = state
+        self.loop = asyncio.get_event_loop()
+        self.core = H2Core(
+            max_concurrent_streams=config.h2_max_concurrent_streams,
+            max_header_list_size=config.h2_max_header_list_size,
+            max_header_fields=config.limit_request_fields,
+            max_resets=config.h2_max_resets,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.streams: dict[int, H2Stream] = {}
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int | None] | None = None
+        self.scheme = "http"
+        self.access_log = config.access_log
+        self.write_paused = False
+        self.closing_now = False
+        self._read_paused = False
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._default_block = b""
+        self._default_headers: list[tuple[bytes, bytes]] = []
+        self._extensions_base: dict[str, Any] = {}
+        # After Upgrade: h2c with a body, the rest of that body still arrives
+        # in HTTP/1.1 framing before the client's preface (RFC 7540 3.2).
+        self._h1_body: Any = None
+
+    # -- starting --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._attach(cast("asyncio.Transport", transport))
+        self.core.initiate()
+        self._flush()
+
+    def _attach(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.state.connections.add(self)
+        self.client = _address(transport.get_extra_info("peername"))
+        sockname = transport.get_extra_info("sockname")
+        if isinstance(sockname, str):
+            self.server = (sockname, None)
+        else:
+            self.server = _address(sockname)
+        tls = transport.get_extra_info("sslcontext") is not None
+        self.scheme = "https" if tls else "http"
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ext: dict[str, Any] = {
+            "http.response.pathsend": {},
+            "http.response.early_hint": {},
+            # HTTP/2 frames trailers on every response (RFC 9113 8.1).
+            "http.response.trailers": {},
+        }
+        if tls:
+            ext["tls"] = tls_extension(transport)
+        self._extensions_base = ext
+        self._set_idle_deadline()
+
+    def take_over(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Start on a transport another protocol had, with the bytes it had buffered."""
+        transport.set_protocol(self)
+        self._attach(transport)
+        self.core.initiate()
+        self._flush()
+        if data:
+            self.data_received(data)
+
+    # -- asyncio.Protocol --------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing_now:
+            return
+        if self._h1_body is not None:
+            data = self._read_h1_body(data)
+            if not data:
+                return
+        events = self.core.receive_data(data, self.loop.time())
+        streams = self.streams
+        for event in events:
+            kind = type(event)
+            if kind is StreamRequest:
+                self._on_request(cast(StreamRequest, event))
+            elif kind is StreamData:
+                data_event = cast(StreamData, event)
+                stream = streams.get(data_event.stream_id)
+                if stream is None or stream.cycle is None:
+                    self.core.acknowledge(data_event.stream_id, data_event.flow_length)
+                    continue
+                cycle = stream.cycle
+                if cycle.disconnected or self._over_body_limit(stream, len(data_event.data)):
+                    self.core.acknowledge(data_event.stream_id, data_event.flow_length)
+                elif cycle.feed_body(data_event.data) or stream.unacked:
+                    # Past the bridge's high-water mark: the window stays
+                    # closed until the app reads (H2Stream.resume_reading).
+                    stream.unacked += data_event.flow_length
+                else:
+                    self.core.acknowledge(data_event.stream_id, data_event.flow_length)
+            elif kind is StreamEnded:
+                stream = streams.get(cast(StreamEnded, event).stream_id)
+                if stream is not None and stream.cycle is not None:
+                    stream.cycle.body_complete()
+            elif kind is StreamReset:
+                self._on_reset(cast(StreamReset, event))
+            elif kind is StreamWritable:
+                stream = streams.get(cast(StreamWritable, event).stream_id)
+                if stream is not None:
+                    stream.wake()
+            elif kind is ConnectionClosed:
+                self._on_closed(cast(ConnectionClosed, event))
+                return
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+        self.closing_now = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for stream in list(self.streams.values()):
+            cycle = stream.cycle
+            if cycle is not None and not cycle.disconnected:
+                cycle.disconnect()
+            stream.wake()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        # A client that does not read must not make the server queue answers
+        # (PING and SETTINGS ACKs, RST_STREAMs) without end: stop reading too.
+        if self.transport is not None and not self._read_paused:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self._read_paused and self.transport is not None and not self.closing_now:
+            self._read_paused = False
+            self.transport.resume_reading()
+        for stream in list(self.streams.values()):
+            if stream.waiter is not None and not self.core.has_pending(stream.stream_id):
+                stream.wake()
+
+    # -- streams -----------------------------------------------------------------
+
+    def _on_request(self, request: StreamRequest) -> None:
+        stream_id = request.stream_id
+        config = self.config
+        limit = config.limit_request_body
+        if (
+            limit is not None
+            and request.content_length is not None
+            and request.content_length > limit
+        ):
+            self._answer_and_reset(stream_id, 413)
+            return
+        if request.method == b"CONNECT":
+            # Extended CONNECT (WebSocket over HTTP/2) is not served here;
+            # plain CONNECT is for proxies (RFC 9113 8.5).
+            self._answer_and_reset(stream_id, 501)
+            return
+        self._start_stream(request)
+
+    def _start_stream(self, request: StreamRequest | Request, stream_id: int | None = None) -> None:
+        sid = stream_id if stream_id is not None else cast(StreamRequest, request).stream_id
+        state = self.state
+        app = self.app
+        limit = self.config.limit_concurrency
+        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
+            app = _service_unavailable
+        stream = H2Stream(self, sid, request.method == b"HEAD")
+        scope = http_scope(
+            request.method,
+            "2",
+            request.path,
+            request.query,
+            request.headers,
+            self.scheme,
+            self.client,
+            self.server,
+            self.config.root_path,
+            state.app_state,
+            dict(self._extensions_base),
+        )
+        cycle = HTTPCycle(scope, stream, not request.has_body, request.expect_continue)
+        stream.cycle = cycle
+        self.streams[sid] = stream
+        self._deadline = None
+        state.total_requests += 1
+        task = _start_task(self.loop, cycle.run(app))
+        if task.done():
+            self._stream_finished(stream)
+        else:
+            stream.task = task
+            state.tasks.add(task)
+            task.add_done_callback(state.tasks.discard)
+            task.add_done_callback(lambda _: self._stream_finished(stream))
+
+    def _stream_finished(self, stream: H2Stream) -> None:
+        """The app of a stream returned: the stream stops counting as concurrent."""
+        sid = stream.stream_id
+        self.streams.pop(sid, None)
+        core = self.core
+        core.stream_done(sid)
+        if not stream.ended and not self.closing_now:
+            # The bridge ends every response it can; what is left is cut.
+            core.reset(sid, CANCEL)
+        cycle = stream.cycle
+        if cycle is not None and not cycle.request_complete and not cycle.disconnected:
+            # RFC 9113 8.1: a complete response may come before the whole
+            # request; NO_ERROR tells the client to stop sending the body.
+            core.reset(sid, NO_ERROR)
+        if stream.unacked:
+            core.acknowledge(sid, stream.unacked)
+            stream.unacked = 0
+        self.want_flush()
+        if not self.streams:
+            if core.goaway_sent or self.state.should_exit:
+                self._close_when_flushed()
+            else:
+                self._set_idle_deadline()
+
+    def _on_reset(self, event: StreamReset) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        stream.ended = True
+        cycle = stream.cycle
+        if cycle is not None and not cycle.disconnected:
+            # That stream only: the app gets http.disconnect, send() raises.
+            cycle.disconnect()
+        stream.wake()
+
+    def _over_body_limit(self, stream: H2Stream, size: int) -> bool:
+        limit = self.config.limit_request_body
+        cycle = stream.cycle
+        if limit is None or cycle is None:
+            return False
+        stream.received += size
+        if stream.received <= limit:
+            return False
+        if not cycle.response_started:
+            stream.write_head(413, [], 0, b"", True, False)
+        cycle.disconnect()
+        self.core.reset(stream.stream_id, CANCEL)
+        stream.ended = True
+        return True
+
+    def _answer_and_reset(self, stream_id: int, status: int) -> None:
+        self.core.send_headers(
+            stream_id,
+            [(b":status", _STATUS[status]), *self.default_headers(), (b"content-length", b"0")],
+            True,
+        )
+        self.core.stream_done(stream_id)
+
+    # -- writing -------------------------------------------------------------------
+
+    def default_headers(self) -> list[tuple[bytes, bytes]]:
+        block = self.state.default_header_block()
+        if block is not self._default_block:
+            # Rebuilt when the date changes: once a second at most.
+            self._default_block = block
+            self._default_headers = _default_headers(block)
+        return self._default_headers
+
+    def want_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        data = self.core.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _close_when_flushed(self) -> None:
+        self._flush()
+        if self.transport is not None and not self.closing_now:
+            self.closing_now = True
+            self.transport.close()
+
+    def _on_closed(self, event: ConnectionClosed) -> None:
+        if not event.remote:
+            client = self.client
+            logger.info(
+                "HTTP/2 connection from %s closed: %s (error code %d)",
+                f"{client[0]}:{client[1]}" if client else "-",
+                escape_control(event.reason),
+                event.error_code,
+            )
+        self._flush()
+        self.closing_now = True
+        for stream in list(self.streams.values()):
+            cycle = stream.cycle
+            if cycle is not None and not cycle.disconnected:
+                cycle.disconnect()
+            stream.wake()
+        if self.transport is not None:
+            self.transport.close()
+
+    def log_access(self, cycle: HTTPCycle) -> None:
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
+        scope = cycle.scope
+        client = self.client
+        client_addr = f"{client[0]}:{client[1]}" if client else "-"
+        path = scope["path"]
+        query = scope["query_string"]
+        full_path = path + "?" + query.decode("latin-1") if query else path
+        access_logger.info(
+            '%s - "%s %s HTTP/2" %d',
+            client_addr,
+            escape_control(scope["method"]),
+            escape_control(full_path),
+            cycle.status,
+        )
+
+    # -- timers and shutdown ---------------------------------------------------------
+
+    def _set_idle_deadline(self) -> None:
+        when = self.loop.time() + self.config.timeout_keep_alive
+        self._deadline = when
+        timer = self._timer
+        if timer is None or timer.when() > when:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self.closing_now:
+            return
+        if self.loop.time() < deadline:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+            return
+        if not self.streams:
+            # Idle: a graceful GOAWAY, then close (RFC 9113 9.1).
+            self.core.goaway()
+            self._close_when_flushed()
+
+    def shutdown(self) -> None:
+        """Graceful stop: GOAWAY now; close once the streams in flight are done."""
+        if self.closing_now:
+            return
+        self.core.goaway()
+        self._flush()
+        if not self.streams:
+            self._close_when_flushed()
+
+    def force_close(self) -> None:
+        """The graceful timeout ran out: every app gets http.disconnect, its task a cancel."""
+        self.closing_now = True
+        for stream in list(self.streams.values()):
+            cycle = stream.cycle
+            if cycle is not None and not cycle.disconnected:
+                cycle.disconnect()
+            task = stream.task
+            if task is not None and not task.done():
+                task.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- h2c upgrade -------------------------------------------------------------------
+
+    def _read_h1_body(self, data: bytes) -> bytes:
+        """The rest of an upgraded request's HTTP/1.1 body; what follows it is HTTP/2."""
+        from hurtle.protocol.errors import ProtocolError  # noqa: PLC0415
+        from hurtle.protocol.events import Data, EndOfMessage  # noqa: PLC0415
+
+        h1 = self._h1_body
+        stream = self.streams.get(1)
+        cycle = stream.cycle if stream is not None else None
+        if data:
+            h1.receive_data(data)
+        while True:
+            try:
+                event = h1.next_event()
+            except ProtocolError:
+                self._on_closed(ConnectionClosed(NO_ERROR, "Invalid upgraded request body", False))
+                return b""
+            if type(event) is Data:
+                if cycle is not None and not cycle.disconnected:
+                    cycle.feed_body(event.data)
+            elif type(event) is EndOfMessage:
+                if cycle is not None:
+                    cycle.body_complete()
+            else:
+                if h1.parser.paused:
+                    self._h1_body = None
+                    rest: bytes = h1.parser.trailing_data
+                    return rest
+                return b""
+
+
+def take_over_preface(h1: H1Protocol) -> bool:
+    """HTTP/2 with prior knowledge (RFC 9113 3.3): the HTTP/1.1 parser met the preface."""
+    data: bytes = h1.conn.parser.trailing_data
+    if not PREFACE.startswith(data[: len(PREFACE)]) or h1.transport is None:
+        return False
+    protocol = H2Protocol(h1.config, h1.app, h1.state)
+    protocol.take_over(h1.transport, data)
+    return True
+
+
+def take_over_h2c(h1: H1Protocol, request: Request) -> bool:
+    """``Upgrade: h2c`` (RFC 7540 3.2): 101, then the request is stream 1 in HTTP/2.
+
+    False when the request does not qualify (no single ``HTTP2-Settings``,
+    TLS): it is then served as HTTP/1.1, as the RFC allows.
+    """
+    transport = h1.transport
+    if transport is None or h1.scheme == "https" or h1.config.http != "auto":
+        return False
+    tokens = [t.strip().lower() for t in (request.upgrade or b"").split(b",")]
+    if b"h2c" not in tokens:
+        return False
+    settings = [value for name, value in request.headers if name == b"http2-settings"]
+    if len(settings) != 1:
+        return False
+    protocol = H2Protocol(h1.config, h1.app, h1.state)
+    try:
+        protocol.core.initiate_upgrade(settings[0].strip())
+    except H2Error:
+        return False
+    transport.write(_STATUS_LINE_101 + b"\r\n")
+    transport.set_protocol(protocol)
+    protocol._attach(transport)
+    protocol._flush()
+    # The HTTP/1.1 request goes on as stream 1, with h2c's hop-by-hop fields out.
+    request.headers = [
+        (name, value)
+        for name, value in request.headers
+        if name not in (b"http2-settings", b"upgrade", b"connection")
+    ]
+    protocol._start_stream(request, 1)
+    trailing = h1.conn.parser.trailing_data
+    if request.has_body:
+        protocol._h1_body = h1.conn
+        trailing = protocol._read_h1_body(b"")
+    if trailing:
+        protocol.data_received(trailing)
+    return True
+
+
+class ALPNProtocol(asyncio.Protocol):
+    """For TLS connections: becomes HTTP/2 or HTTP/1.1 as the handshake's ALPN chose."""
+
+    __slots__ = ("app", "config", "state")
+
+    def __init__(self, config: Config, app: Any, state: ServerState) -> None:
+        self.config = config
+        self.app = app
+        self.state = state
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        protocol: asyncio.Protocol
+        if alpn == "h2":
+            protocol = H2Protocol(self.config, self.app, self.state)
+        else:
+            protocol = H1Protocol(self.config, self.app, self.state)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass

@@ -1,0 +1,594 @@
+"""`H2Core`: the server side of an HTTP/2 connection (RFC 9113), sans-IO.
+
+The framing, HPACK, stream states and most validation are the `h2` library's;
+this layer adds what a server needs on top and that `h2` leaves to its user:
+
+- requests as the shared event vocabulary (`StreamRequest` and friends), with
+  pseudo-headers taken out, ``:authority`` as the first ``host`` header and
+  ``cookie`` fields joined (RFC 9113 8.2.3);
+- outbound flow control: `send_data` queues what the windows do not allow yet
+  and sends it as WINDOW_UPDATEs arrive; `StreamWritable` says a queue drained;
+- limits and attack counters, each against the clock the caller passes in:
+  concurrent streams (REFUSED_STREAM for the excess stream only), header
+  count, stream resets sent or received (rapid reset, CVE-2023-44487, and
+  server resets a client provokes, CVE-2025-8671) and control-frame floods
+  (SETTINGS, PING, PRIORITY, empty DATA; CVE-2019-9512/9515/9518): past a
+  limit, GOAWAY ENHANCE_YOUR_CALM;
+- a graceful GOAWAY that lets streams in flight finish (``h2``'s own
+  ``close_connection`` forbids sending anything after it).
+
+Calling sequence: `initiate` (or `initiate_upgrade` for h2c), then
+`receive_data` with the socket's bytes, acting on the events; the
+``send_*`` methods for responses; `data_to_send` after each of these, written
+to the socket as it is.
+"""
+
+from __future__ import annotations
+
+import binascii
+import contextlib
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
+from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame
+
+from hurtle.protocol.h2.events import (
+    ConnectionClosed,
+    H2Event,
+    StreamData,
+    StreamEnded,
+    StreamRequest,
+    StreamReset,
+    StreamWritable,
+)
+
+__all__ = ["H2Core", "H2Error"]
+
+NO_ERROR = int(ErrorCodes.NO_ERROR)
+PROTOCOL_ERROR = int(ErrorCodes.PROTOCOL_ERROR)
+INTERNAL_ERROR = int(ErrorCodes.INTERNAL_ERROR)
+REFUSED_STREAM = int(ErrorCodes.REFUSED_STREAM)
+CANCEL = int(ErrorCodes.CANCEL)
+ENHANCE_YOUR_CALM = int(ErrorCodes.ENHANCE_YOUR_CALM)
+
+# Our receive windows. A 64 KiB stream window (the protocol's default) caps an
+# upload at one window per round trip; 1 MiB per stream and 16 MiB for the
+# connection let one upload fill a fast link while bounding what a client can
+# make the server hold (the bridge stops acknowledging past its high-water mark).
+STREAM_WINDOW = 1 << 20
+CONNECTION_WINDOW = 1 << 24
+# Seconds over which resets and control frames are counted.
+COUNT_WINDOW = 10.0
+# PING, SETTINGS, PRIORITY and empty DATA frames a client may send per count
+# window. Browsers send a handful; the floods of CVE-2019-9512/9515/9518 send
+# hundreds of thousands, each making the server answer or work.
+MAX_CONTROL_FRAMES = 1000
+# h2 refuses with a connection error past its own stream limit: keep that limit
+# well above ours so the excess stream of a client that ignores our SETTINGS is
+# refused alone, and a flood of streams in one read still ends the connection.
+_HARD_STREAM_FACTOR = 2
+_HARD_STREAM_SLACK = 100
+
+_CONNECTION_HEADERS = frozenset(
+    [b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"]
+)
+
+
+class H2Error(Exception):
+    """A request the core refuses before any app sees it; ``status`` is the answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class _Connection(h2.connection.H2Connection):
+    """`h2`'s connection with two hooks: a looser inbound stream cap and a reset counter."""
+
+    # Not slotted: H2Connection itself is not.
+
+    def __init__(self, config: h2.config.H2Configuration, stream_slack: int) -> None:
+        super().__init__(config)
+        self.stream_slack = stream_slack
+        self.resets_sent = 0
+
+    @property
+    def open_inbound_streams(self) -> int:
+        # h2 compares this with our advertised SETTINGS_MAX_CONCURRENT_STREAMS
+        # and fails the whole connection past it; the core refuses excess
+        # streams one by one itself, so h2's check only backs it up.
+        return super().open_inbound_streams - self.stream_slack
+
+    def _prepare_for_sending(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            if type(frame) is RstStreamFrame and frame.error_code != NO_ERROR:
+                # Resets the client provoked (MadeYouReset) count as its own.
+                self.resets_sent += 1
+        super()._prepare_for_sending(frames)
+
+
+class _Outbound:
+    """Response bytes of one stream waiting for flow-control window."""
+
+    __slots__ = ("chunks", "end", "offset", "size", "trailers")
+
+    def __init__(self) -> None:
+        self.chunks: deque[bytes] = deque()
+        self.offset = 0
+        self.size = 0
+        self.end = False
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+
+
+class H2Core:
+    """One HTTP/2 server connection; see the module docstring for the calling sequence."""
+
+    __slots__ = (
+        "_conn",
+        "_control_count",
+        "_count_start",
+        "_extra_out",
+        "_goaway_sent",
+        "_last_stream_id",
+        "_outbound",
+        "_resets_received",
+        "_resets_sent_base",
+        "active",
+        "closed",
+        "enable_connect_protocol",
+        "max_concurrent_streams",
+        "max_control_frames",
+        "max_header_fields",
+        "max_resets",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_concurrent_streams: int = 100,
+        max_header_list_size: int = 65536,
+        max_header_fields: int = 100,
+        max_resets: int = 200,
+        max_control_frames: int = MAX_CONTROL_FRAMES,
+        enable_connect_protocol: bool = False,
+    ) -> None:
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            # The ASGI bridge validated and lowercased the app's headers; h2
+            # checking them again costs a large share of a small response.
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+            validate_inbound_headers=True,
+            normalize_inbound_headers=True,
+        )
+        slack = max_concurrent_streams * (_HARD_STREAM_FACTOR - 1) + _HARD_STREAM_SLACK
+        self._conn = _Connection(config, slack)
+        # Before our SETTINGS are acknowledged h2 applies its defaults; the
+        # header-list bound protects from the first byte on.
+        self._conn.decoder.max_header_list_size = max_header_list_size
+        settings = {
+            SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
+            SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
+            SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+        }
+        if enable_connect_protocol:
+            # RFC 8441 3: extended CONNECT (WebSocket over HTTP/2) is offered.
+            settings[SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
+        # Set before the preface goes out, so the first SETTINGS carries them
+        # and h2 enforces them from the start instead of after the ACK.
+        self._conn.local_settings = h2.settings.Settings(client=False, initial_values=settings)
+        self.max_concurrent_streams = max_concurrent_streams
+        self.max_header_fields = max_header_fields
+        self.max_resets = max_resets
+        self.max_control_frames = max_control_frames
+        self.enable_connect_protocol = enable_connect_protocol
+        #: Streams handed to the caller and not yet `stream_done`: each may run
+        #: an app task, also after the client reset it, so this (not h2's open
+        #: stream count) is what the concurrency limit counts.
+        self.active: set[int] = set()
+        self.closed = False
+        self._outbound: dict[int, _Outbound] = {}
+        self._extra_out = b""
+        self._goaway_sent = False
+        self._last_stream_id = 0
+        self._count_start = 0.0
+        self._resets_received = 0
+        self._resets_sent_base = 0
+        self._control_count = 0
+
+    # -- setting up ----------------------------------------------------------
+
+    def initiate(self) -> None:
+        """Queue the server preface (SETTINGS) and open the connection window."""
+        self._conn.initiate_connection()
+        self._raise_connection_window()
+
+    def initiate_upgrade(self, settings_header: bytes) -> None:
+        """Start after ``Upgrade: h2c`` (RFC 7540 3.2); stream 1 is the upgraded request.
+
+        Raises `H2Error` (400) for an ``HTTP2-Settings`` header that does not decode.
+        """
+        try:
+            self._conn.initiate_upgrade_connection(settings_header)
+        except (binascii.Error, ValueError, h2.exceptions.ProtocolError) as exc:
+            raise H2Error(400, f"Invalid HTTP2-Settings header: {exc}") from None
+        self._raise_connection_window()
+        self.active.add(1)
+
+    def _raise_connection_window(self) -> None:
+        # SETTINGS cannot change the connection window (RFC 9113 6.9.2): only
+        # a WINDOW_UPDATE on stream 0 can.
+        self._conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+
+    # -- receiving -------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> list[H2Event]:
+        """Feed socket bytes; the events they complete. ``now`` is a monotonic clock."""
+        if self.closed:
+            return []
+        conn = self._conn
+        try:
+            raw: list[Any] = conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            # h2 queued a GOAWAY with the error's code.
+            self.closed = True
+            code = int(getattr(exc, "error_code", PROTOCOL_ERROR) or PROTOCOL_ERROR)
+            return [ConnectionClosed(code, str(exc) or type(exc).__name__, False)]
+        if now - self._count_start > COUNT_WINDOW:
+            self._count_start = now
+            self._resets_received = 0
+            self._control_count = 0
+            self._resets_sent_base = conn.resets_sent
+        events: list[H2Event] = []
+        # A stream reset later in the same read starts no app at all: the
+        # cheapest rapid-reset attack sends HEADERS and RST_STREAM together.
+        reset_now: set[int] | None = None
+        for event in raw:
+            if type(event) is h2.events.StreamReset:
+                if reset_now is None:
+                    reset_now = set()
+                reset_now.add(event.stream_id)
+        for event in raw:
+            kind = type(event)
+            if kind is h2.events.RequestReceived:
+                stream_id = event.stream_id
+                if reset_now is not None and stream_id in reset_now:
+                    continue
+                request = self._request(event)
+                if request is not None:
+                    events.append(request)
+            elif kind is h2.events.DataReceived:
+                stream_id = event.stream_id
+                data = event.data
+                if stream_id in self.active:
+                    events.append(StreamData(stream_id, data, event.flow_controlled_length))
+                    if event.stream_ended is not None:
+                        events.append(StreamEnded(stream_id))
+                else:
+                    # Nobody will read it: give the window back at once.
+                    self._acknowledge(stream_id, event.flow_controlled_length)
+                if not data and event.stream_ended is None:
+                    self._control_count += 1
+            elif kind is h2.events.StreamEnded:
+                # Reported with RequestReceived or DataReceived already, apart
+                # from a stream that ends with trailers.
+                pass
+            elif kind is h2.events.TrailersReceived:
+                if event.stream_id in self.active:
+                    trailers = [(bytes(n), bytes(v)) for n, v in event.headers]
+                    events.append(StreamEnded(event.stream_id, trailers))
+            elif kind is h2.events.StreamReset:
+                stream_id = event.stream_id
+                self._outbound.pop(stream_id, None)
+                if event.remote_reset:
+                    self._resets_received += 1
+                if stream_id in self.active:
+                    events.append(StreamReset(stream_id, int(event.error_code), event.remote_reset))
+            elif kind is h2.events.WindowUpdated:
+                self._window_opened(event.stream_id, events)
+            elif kind is h2.events.RemoteSettingsChanged:
+                self._control_count += 1
+                if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
+                    self._window_opened(0, events)
+            elif kind is h2.events.PingReceived or kind is h2.events.PriorityUpdated:
+                self._control_count += 1
+            elif kind is h2.events.ConnectionTerminated:
+                self.closed = True
+                events.append(
+                    ConnectionClosed(int(event.error_code or 0), "GOAWAY from the client", True)
+                )
+                return events
+            elif kind is h2.events.UnknownFrameReceived:
+                self._control_count += 1
+        resets = self._resets_received + conn.resets_sent - self._resets_sent_base
+        if resets > self.max_resets:
+            events.append(self.close(ENHANCE_YOUR_CALM, "Too many stream resets"))
+        elif self._control_count > self.max_control_frames:
+            events.append(self.close(ENHANCE_YOUR_CALM, "Too many control frames"))
+        return events
+
+    def _request(self, event: Any) -> StreamRequest | None:
+        stream_id: int = event.stream_id
+        if self._goaway_sent and stream_id > self._last_stream_id:
+            # RFC 9113 6.8: streams above the GOAWAY's last id are not processed.
+            self.reset(stream_id, REFUSED_STREAM)
+            return None
+        if len(self.active) >= self.max_concurrent_streams:
+            self.reset(stream_id, REFUSED_STREAM)
+            return None
+        try:
+            request = self._convert(stream_id, event.headers, event.stream_ended is not None)
+        except H2Error as exc:
+            self._answer(stream_id, exc.status)
+            return None
+        self.active.add(stream_id)
+        return request
+
+    def _convert(
+        self, stream_id: int, raw: Iterable[tuple[bytes, bytes]], stream_ended: bool
+    ) -> StreamRequest:
+        """Pseudo-headers out, ``:authority`` as the first ``host``; h2 has validated the rest."""
+        method = path = scheme = authority = protocol = None
+        headers: list[tuple[bytes, bytes]] = []
+        cookies: list[bytes] | None = None
+        content_length: int | None = None
+        expect_continue = False
+        for name, value in raw:
+            if name[0] == 58:  # b":"
+                if name == b":method":
+                    method = value
+                elif name == b":path":
+                    path = value
+                elif name == b":scheme":
+                    scheme = value
+                elif name == b":authority":
+                    authority = value
+                elif name == b":protocol":
+                    protocol = value
+            elif name == b"cookie":
+                # RFC 9113 8.2.3: crumbs may come as separate fields; an
+                # HTTP/1.1 application expects one.
+                if cookies is None:
+                    cookies = [value]
+                else:
+                    cookies.append(value)
+            elif name == b"host":
+                if authority is None:
+                    headers.append((name, value))
+            else:
+                if name == b"content-length":
+                    if not value.isdigit() or not value.isascii():
+                        raise H2Error(400, "Invalid Content-Length")
+                    content_length = int(value)
+                elif name == b"expect":
+                    expect_continue = value.lower() == b"100-continue"
+                headers.append((name, value))
+        if method is None:
+            raise H2Error(400, "Missing :method")
+        if authority is not None:
+            # RFC 9113 8.3.1: :authority wins over a Host field.
+            headers = [(b"host", authority), *(h for h in headers if h[0] != b"host")]
+        if cookies is not None:
+            headers.append((b"cookie", b"; ".join(cookies)))
+        if len(headers) > self.max_header_fields:
+            raise H2Error(431, "Too many header fields")
+        if path is None:
+            # CONNECT without :protocol (RFC 9113 8.5) carries no :path.
+            if method != b"CONNECT" or protocol is not None:
+                raise H2Error(400, "Missing :path")
+            target = b""
+            query = b""
+            path = b""
+        else:
+            target = path
+            if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
+                raise H2Error(400, "Invalid :path")
+            path, _, query = path.partition(b"?")
+        return StreamRequest(
+            stream_id,
+            method,
+            target,
+            path,
+            query,
+            headers,
+            scheme=scheme,
+            authority=authority,
+            protocol=protocol,
+            content_length=content_length,
+            expect_continue=expect_continue,
+            stream_ended=stream_ended,
+        )
+
+    def _answer(self, stream_id: int, status: int) -> None:
+        """A body-less error response from the core itself, then the stream is done."""
+        try:
+            self._conn.send_headers(
+                stream_id,
+                [(b":status", str(status).encode()), (b"content-length", b"0")],
+                end_stream=True,
+            )
+        except h2.exceptions.H2Error:
+            self.reset(stream_id, PROTOCOL_ERROR)
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        """The app consumed ``size`` flow-controlled bytes of ``stream_id``: reopen the windows."""
+        if size:
+            self._acknowledge(stream_id, size)
+
+    def _acknowledge(self, stream_id: int, size: int) -> None:
+        if self.closed or not size:
+            return
+        with contextlib.suppress(h2.exceptions.H2Error):
+            self._conn.acknowledge_received_data(size, stream_id)
+
+    def stream_done(self, stream_id: int) -> None:
+        """The app of ``stream_id`` finished: it no longer counts as concurrent."""
+        self.active.discard(stream_id)
+
+    # -- sending -----------------------------------------------------------------
+
+    def send_headers(
+        self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool = False
+    ) -> None:
+        """A response head (``:status`` first) or an interim 1xx head."""
+        if self.closed:
+            return
+        try:  # noqa: SIM105 - on every response; try costs nothing when nothing raises
+            self._conn.send_headers(stream_id, headers, end_stream=end_stream)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            pass
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> bool:
+        """Send or queue body bytes; True when all of it left (nothing waits for window)."""
+        if self.closed:
+            return True
+        out = self._outbound.get(stream_id)
+        if out is None:
+            conn = self._conn
+            size = len(data)
+            if size <= conn.max_outbound_frame_size:
+                # The common case: one frame that fits the window right now.
+                try:
+                    if size <= conn.local_flow_control_window(stream_id):
+                        conn.send_data(stream_id, data, end_stream=end_stream)
+                        return True
+                except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                    return True
+            out = self._outbound[stream_id] = _Outbound()
+        if data:
+            out.chunks.append(data)
+            out.size += len(data)
+        if end_stream:
+            out.end = True
+        return self._flush_stream(stream_id, out)
+
+    def send_trailers(self, stream_id: int, trailers: list[tuple[bytes, bytes]]) -> None:
+        """End the stream with a trailer section, after any queued body bytes."""
+        out = self._outbound.get(stream_id)
+        if out is None:
+            out = self._outbound[stream_id] = _Outbound()
+        out.end = True
+        out.trailers = [(n, v) for n, v in trailers if n not in _CONNECTION_HEADERS]
+        self._flush_stream(stream_id, out)
+
+    def end_stream(self, stream_id: int) -> None:
+        self.send_data(stream_id, b"", True)
+
+    def has_pending(self, stream_id: int) -> bool:
+        """Whether bytes of ``stream_id`` wait for flow-control window."""
+        return stream_id in self._outbound
+
+    def pending_size(self, stream_id: int) -> int:
+        out = self._outbound.get(stream_id)
+        return 0 if out is None else out.size
+
+    def reset(self, stream_id: int, error_code: int = CANCEL) -> None:
+        """RST_STREAM: the stream ends here (queued bytes are dropped)."""
+        self._outbound.pop(stream_id, None)
+        if self.closed:
+            return
+        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            self._conn.reset_stream(stream_id, error_code)
+
+    def _flush_stream(self, stream_id: int, out: _Outbound) -> bool:
+        conn = self._conn
+        chunks = out.chunks
+        try:
+            while chunks:
+                window = conn.local_flow_control_window(stream_id)
+                if window <= 0:
+                    return False
+                chunk = chunks[0]
+                offset = out.offset
+                size = min(window, conn.max_outbound_frame_size, len(chunk) - offset)
+                if offset == 0 and size == len(chunk):
+                    piece: Any = chunk
+                    chunks.popleft()
+                else:
+                    piece = memoryview(chunk)[offset : offset + size]
+                    offset += size
+                    if offset == len(chunk):
+                        chunks.popleft()
+                        offset = 0
+                    out.offset = offset
+                out.size -= size
+                last = not chunks and out.end and out.trailers is None
+                conn.send_data(stream_id, piece, end_stream=last)
+                if last:
+                    del self._outbound[stream_id]
+                    return True
+            if not out.end:
+                del self._outbound[stream_id]
+                return True
+            del self._outbound[stream_id]
+            if out.trailers is not None:
+                conn.send_headers(stream_id, out.trailers, end_stream=True)
+            else:
+                conn.end_stream(stream_id)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            self._outbound.pop(stream_id, None)
+        return True
+
+    def _window_opened(self, stream_id: int, events: list[H2Event]) -> None:
+        if not self._outbound:
+            return
+        if stream_id:
+            out = self._outbound.get(stream_id)
+            if out is not None and self._flush_stream(stream_id, out):
+                events.append(StreamWritable(stream_id))
+            return
+        # The connection window: every waiting stream in the order it queued.
+        for waiting, out in list(self._outbound.items()):
+            if self._flush_stream(waiting, out):
+                events.append(StreamWritable(waiting))
+            elif self._conn.outbound_flow_control_window <= 0:
+                return
+
+    # -- ending ------------------------------------------------------------------
+
+    def goaway(self) -> None:
+        """Graceful GOAWAY (NO_ERROR): streams so far finish, later ones are refused.
+
+        Written by hand: h2's ``close_connection`` would refuse to send the
+        rest of the responses in flight.
+        """
+        if self._goaway_sent or self.closed:
+            return
+        self._goaway_sent = True
+        self._last_stream_id = self._conn.highest_inbound_stream_id
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = self._last_stream_id
+        frame.error_code = NO_ERROR
+        # After whatever h2 has queued, so frames keep their order.
+        self._extra_out += self._conn.data_to_send() + frame.serialize()
+
+    def close(self, error_code: int, reason: str) -> ConnectionClosed:
+        """GOAWAY with ``error_code``; nothing more is sent or processed after it."""
+        if not self.closed:
+            self.closed = True
+            self._outbound.clear()
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self._conn.close_connection(error_code, reason.encode("ascii", "replace"))
+        return ConnectionClosed(error_code, reason, False)
+
+    @property
+    def goaway_sent(self) -> bool:
+        return self._goaway_sent
+
+    def data_to_send(self) -> bytes:
+        """The bytes to write to the socket now."""
+        out = self._conn.data_to_send()
+        if self._extra_out:
+            out = self._extra_out + out
+            self._extra_out = b""
+        return out
