@@ -25,6 +25,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
+from hurtle.io.tls import tls_extension
 from hurtle.logging import escape_control
 from hurtle.protocol.errors import ProtocolError
 from hurtle.protocol.events import NEED_DATA, PAUSED, Data, EndOfMessage, Request
@@ -162,6 +163,8 @@ class H1Protocol(asyncio.Protocol):
         if not tls and sock is not None:
             # os.sendfile moves bytes kernel-side; TLS needs them in user space.
             ext["http.response.zerocopysend"] = {}
+        elif tls:
+            ext["tls"] = tls_extension(transport)
         self._extensions_base = ext
         self._set_deadline(self.config.timeout_keep_alive, _KEEP_ALIVE)
 
@@ -209,6 +212,10 @@ class H1Protocol(asyncio.Protocol):
             try:
                 event = conn.next_event()
             except ProtocolError as exc:
+                # 505 is what the HTTP/1.1 parser makes of the HTTP/2 preface
+                # ("PRI * HTTP/2.0"): the error path, so requests pay nothing.
+                if exc.status == 505 and self._take_over_h2():
+                    return
                 self._reject(exc.status, exc.reason)
                 return
             kind = type(event)
@@ -283,11 +290,39 @@ class H1Protocol(asyncio.Protocol):
         # Imported here: a server that never sees an upgrade never loads it.
         from hurtle.io.ws import websocket_upgrade  # noqa: PLC0415
 
-        if not websocket_upgrade(self, request):
+        if b"h2c" in (request.upgrade or b"").lower() and self._h2_allowed():
+            from hurtle.io.h2 import take_over_h2c  # noqa: PLC0415
+
+            if not take_over_h2c(self, request):
+                return False
+        elif not websocket_upgrade(self, request):
             return False
         # The transport is not this protocol's any more (or is closing after a
         # handshake error): no timer, no pausing, not one of the server's
         # connections; the rest of _process() sees _closing and does nothing.
+        self._closing = True
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.state.connections.discard(self)
+        return True
+
+    def _h2_allowed(self) -> bool:
+        if self.config.http != "auto":
+            return False
+        from hurtle.io.tls import h2_available  # noqa: PLC0415
+
+        return h2_available()
+
+    def _take_over_h2(self) -> bool:
+        """HTTP/2 with prior knowledge: hand the connection to `hurtle.io.h2`."""
+        if self.cycle is not None or not self._h2_allowed():
+            return False
+        from hurtle.io.h2 import take_over_preface  # noqa: PLC0415
+
+        if not take_over_preface(self):
+            return False
         self._closing = True
         self._deadline = None
         if self._timer is not None:
