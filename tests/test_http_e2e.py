@@ -328,6 +328,24 @@ def test_100_continue_with_httpx_style_body_sent_anyway() -> None:
         assert response.body == b"eager"
 
 
+def test_no_100_continue_for_http10() -> None:
+    # RFC 9110 10.1.1: a 1.0 client does not know 100 Continue.
+    probe = Probe()
+    probe.release.set()
+    with run_server(make_gated_echo(probe), access_log=False) as srv, raw(srv) as conn:
+        conn.send(
+            request(
+                "POST", "/", [("Expect", "100-continue"), ("Content-Length", "4")], version="1.0"
+            )
+        )
+        assert probe.receiving.wait(10)
+        assert conn.nothing_within(0.3)
+        conn.send(b"body")
+        response = conn.read_response(interim=True)
+        assert response.status == 200
+        assert response.body == b"body"
+
+
 def test_no_100_when_the_app_answers_without_reading(server: RunningServer) -> None:
     with raw(server) as conn:
         conn.send(
