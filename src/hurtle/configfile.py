@@ -14,8 +14,9 @@ are checked against the option's type; strings are parsed as on the command
 line.
 
 Environment variables are ``HURTLE_`` + the upper-cased option name
-(``HURTLE_TIMEOUT_KEEP_ALIVE=10``, ``HURTLE_APP=main:app``); other ``HURTLE_*`` names are left to the app
-unless they look like a misspelt option. Booleans take
+(``HURTLE_TIMEOUT_KEEP_ALIVE=10``, ``HURTLE_APP=main:app``); other
+``HURTLE_*`` names are left to the app unless they look like a misspelt
+option. Booleans take
 ``1/true/yes/on`` and ``0/false/no/off``; lists (``HURTLE_BIND``,
 ``HURTLE_RELOAD_DIRS``...) are comma-separated, except ``HURTLE_HEADERS``
 which takes one ``NAME:VALUE`` per line. ``WEB_CONCURRENCY`` sets ``workers``

@@ -32,18 +32,54 @@ def run(app: Any, **options: Any) -> None:
 
 
 def serve_config(config: Config) -> None:
-    """Configure logging from `config`, then run one server process."""
+    """Configure logging from `config`, then serve: one process, or a supervisor.
+
+    ``--reload`` or more than one worker starts `hurtle.supervisor`; extra
+    addresses (``--bind``, socket activation) are bound here, once.
+    """
     # Imported on use: `import hurtle` stays light for workers and tools.
+    from hurtle.binds import bind_sockets, listen_fds, needs_binding  # noqa: PLC0415
     from hurtle.logging import LogConfigError, configure_logging  # noqa: PLC0415
     from hurtle.server import Server  # noqa: PLC0415
+    from hurtle.supervisor import effective_workers  # noqa: PLC0415
 
     try:
         configure_logging(config)
     except LogConfigError as exc:
         logger.error("%s", exc)
         raise SystemExit(1) from None
+    activated = listen_fds()
+    workers = effective_workers(config)
+    if config.reload or workers > 1:
+        if not isinstance(config.app, str):
+            logger.error(
+                "You must pass the application as an import string to enable 'reload' or "
+                "'workers': the workers import it themselves."
+            )
+            raise SystemExit(1)
+        from hurtle.reload import make_reloader  # noqa: PLC0415
+        from hurtle.supervisor import supervise  # noqa: PLC0415
+
+        code = supervise(
+            config, workers, activated, reloader_factory=make_reloader if config.reload else None
+        )
+        if code:
+            raise SystemExit(code)
+        return
     server = Server(config)
-    # Ctrl+C before the server installed its signal handlers (while the app
-    # was importing) stops quietly, as a signal does later.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    if not needs_binding(config, activated):
+        # Ctrl+C before the server installed its signal handlers (while the
+        # app was importing) stops quietly, as a signal does later.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        return
+    try:
+        bound = bind_sockets(config, activated)
+    except OSError as exc:
+        logger.error("%s", exc)
+        raise SystemExit(1) from None
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=bound.sockets)
+    finally:
+        bound.close()

@@ -64,6 +64,10 @@ TICK_SECONDS = 0.1
 # cancellation before lifespan shutdown goes ahead without them.
 FORCE_CLOSE_GRACE_SECONDS = 1.0
 
+# On shutdown, how long a connection accepted but without its first request
+# yet is waited for before it counts as idle (Go's net/http uses 5 s).
+NEW_CONNECTION_GRACE_SECONDS = 1.0
+
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _T = TypeVar("_T")
@@ -319,6 +323,16 @@ def describe_socket(sock: socket.socket, scheme: str = "http") -> str:
     return f"{scheme}://{host}:{port}"
 
 
+def _awaits_first_request(connection: Any) -> bool:
+    # An HTTP/1 connection whose core has not produced a request yet.
+    core = getattr(connection, "conn", None)
+    return (
+        core is not None
+        and getattr(core, "request", True) is None
+        and not getattr(connection, "_closing", False)
+    )
+
+
 def resident_memory() -> int | None:
     """This process's resident set size in bytes, or None where it cannot be read."""
     try:
@@ -370,6 +384,7 @@ class Server:
         self.announce = True
         self._retiring = False
         self._next_memory_check = 0.0
+        self._new_grace_until = 0.0
         self._ssl: ssl.SSLContext | None = None
 
     # -- public ----------------------------------------------------------------
@@ -605,7 +620,11 @@ class Server:
         self._stop_listening()
 
         # 2. Ask every connection to finish; idle keep-alive ones close now.
+        # One accepted just now whose first request is still on its way is
+        # not idle: closing it would fail a request the client already sent
+        # (a worker retiring under load), so it gets a moment (Go's rule).
         told: set[Any] = set()
+        self._new_grace_until = asyncio.get_running_loop().time() + NEW_CONNECTION_GRACE_SECONDS
         self._tell_connections(told)
 
         # 3. Wait for connections and app tasks, up to the graceful timeout.
@@ -661,8 +680,11 @@ class Server:
         return True
 
     def _tell_connections(self, told: set[Any]) -> None:
+        in_grace = asyncio.get_running_loop().time() < self._new_grace_until
         for connection in list(self.state.connections):
             if connection not in told:
+                if in_grace and _awaits_first_request(connection):
+                    continue
                 told.add(connection)
                 connection.shutdown()
 

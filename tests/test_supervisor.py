@@ -1,0 +1,201 @@
+"""Worker processes under a supervisor: real processes, real signals, loopback only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from hurtle.config import Config
+from hurtle.supervisor import _config_from_json, _config_to_json, effective_workers
+from tests.supervisor_utils import Client, children, process_gone, run_group, wait_until
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc to find the workers"
+)
+
+APP = "tests.apps.ops:app"
+
+
+def _get(url: str) -> httpx.Response:
+    with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=10) as client:
+        return client.get(url)
+
+
+def _ready(child: object, count: int) -> None:
+    child.wait_for_line(rf"is ready \({count} of {count}\)")  # type: ignore[attr-defined]
+
+
+def test_config_travels_to_the_worker_intact() -> None:
+    config = Config(
+        APP,
+        headers=[("x-a", "1")],
+        bind=["127.0.0.1:0"],
+        reload_dirs=["src"],
+        log_config={"version": 1},
+        workers=3,
+    )
+    assert _config_from_json(_config_to_json(config)) == config.replace(
+        headers=[("x-a", "1")], bind=["127.0.0.1:0"], reload_dirs=["src"]
+    )
+
+
+def test_effective_workers() -> None:
+    assert effective_workers(Config(APP), {}) == 1
+    assert effective_workers(Config(APP), {"WEB_CONCURRENCY": "4"}) == 4
+    assert effective_workers(Config(APP, workers=2), {"WEB_CONCURRENCY": "4"}) == 2
+    assert effective_workers(Config(APP), {"WEB_CONCURRENCY": "x"}) == 1
+
+
+def test_workers_serve_and_stop_on_sigterm() -> None:
+    with run_group([APP, "--workers", "2", "--port", "0"]) as child:
+        _ready(child, 2)
+        workers = children(child.proc.pid)
+        assert len(workers) == 2
+        assert _get(child.url).text in {f"pid={pid}" for pid in workers}
+        assert child.output.count("running on") == 1  # the parent's line only
+        child.send_signal(signal.SIGTERM)
+        assert child.wait() == 0
+        assert all(process_gone(pid) for pid in workers)
+    assert child.output.count("Finished server process") == 2
+
+
+def test_sigint_stops_gracefully_after_in_flight_requests() -> None:
+    with run_group([APP, "--workers", "2", "--port", "0"]) as child:
+        _ready(child, 2)
+        result: list[httpx.Response] = []
+        thread = threading.Thread(target=lambda: result.append(_get(child.url + "/sleep?3")))
+        thread.start()
+        # Time for the request to reach a worker; then Ctrl+C as a terminal
+        # sends it, to the whole process group.
+        time.sleep(1.0)
+        assert not result
+        os.killpg(child.proc.pid, signal.SIGINT)
+        thread.join(15)
+        assert child.wait() == 0
+    assert result and result[0].status_code == 200
+    assert "Forcing" not in child.output
+
+
+def test_killed_worker_is_replaced_while_a_client_keeps_getting_200() -> None:
+    with run_group([APP, "--workers", "2", "--port", "0"]) as child:
+        _ready(child, 2)
+        first = children(child.proc.pid)
+        with Client(child.url) as client:
+            assert client.wait_for_responses(5)
+            victim = first[0]
+            os.kill(victim, signal.SIGKILL)
+            child.wait_for_line(rf"Worker process \[{victim}\] died \(signal SIGKILL\)")
+            assert wait_until(lambda: len(children(child.proc.pid)) == 2)
+            replacement = (set(children(child.proc.pid)) - set(first)).pop()
+            child.wait_for_line(rf"Worker process \[{replacement}\] is ready")
+            assert client.wait_for_responses(20)
+        # The one request in flight on the killed worker may fail; no other.
+        assert len(client.failures) <= 1, client.failures
+        assert victim not in children(child.proc.pid)
+
+
+def test_sighup_rolling_restart_fails_no_request() -> None:
+    with run_group([APP, "--workers", "2", "--port", "0"]) as child:
+        _ready(child, 2)
+        old = set(children(child.proc.pid))
+        with Client(child.url) as client, Client(child.url) as client2:
+            assert client.wait_for_responses(5)
+            child.send_signal(signal.SIGHUP)
+            for pid in old:
+                child.wait_for_line(rf"Worker process \[{pid}\] stopped")
+            new = set(children(child.proc.pid))
+            assert len(new) == 2 and not new & old
+            assert client.wait_for_responses(10)
+            assert client2.wait_for_responses(10)
+        assert client.failures == [] and client2.failures == []
+        served_by = client.pids() | client2.pids()
+        assert served_by & {f"pid={pid}" for pid in new}
+
+
+def test_max_requests_recycles_workers_without_failures() -> None:
+    args = [APP, "--workers", "2", "--port", "0", "--limit-max-requests", "5"]
+    args += ["--limit-max-requests-jitter", "3", "--no-access-log"]
+    with run_group(args) as child:
+        _ready(child, 2)
+        with Client(child.url) as client:
+            assert wait_until(lambda: len(client.pids()) >= 4, 60)
+        assert client.failures == []
+        assert "asked to retire" in child.output
+        assert "Maximum request limit of" in child.output
+        assert wait_until(lambda: len(children(child.proc.pid)) == 2)
+
+
+def test_startup_failure_stops_the_parent_with_the_worker_status() -> None:
+    args = ["tests.apps.ops:failing_startup", "--workers", "2", "--port", "0"]
+    with run_group(args, wait_ready=False) as child:
+        assert child.wait() == 3
+    assert "failed to boot (exit code 3)" in child.output
+
+
+def test_import_error_stops_the_parent_with_status_1() -> None:
+    args = ["tests.apps.nosuchmodule:app", "--workers", "2", "--port", "0"]
+    with run_group(args, wait_ready=False) as child:
+        assert child.wait() == 1
+    assert "failed to boot (exit code 1)" in child.output
+
+
+def test_hung_worker_is_killed_and_replaced() -> None:
+    args = [APP, "--workers", "2", "--port", "0", "--timeout-worker-healthcheck", "1.5"]
+    with run_group(args) as child:
+        _ready(child, 2)
+        with pytest.raises(httpx.HTTPError):
+            _get(child.url + "/block?60")
+        child.wait_for_line(r"sent no heartbeat for 2 s; killing it")
+        assert wait_until(lambda: len(children(child.proc.pid)) == 2)
+        assert _get(child.url).status_code == 200
+
+
+def test_ttin_adds_and_ttou_removes_a_worker() -> None:
+    with run_group([APP, "--workers", "2", "--port", "0"]) as child:
+        _ready(child, 2)
+        child.send_signal(signal.SIGTTIN)
+        child.wait_for_line(r"is ready \(3 of 3\)")
+        assert wait_until(lambda: len(children(child.proc.pid)) == 3)
+        child.send_signal(signal.SIGTTOU)
+        child.wait_for_line(r"Removing a worker: 2 now")
+        assert wait_until(lambda: len(children(child.proc.pid)) == 2)
+        assert _get(child.url).status_code == 200
+
+
+def test_reuse_port_workers_bind_their_own_sockets() -> None:
+    with run_group([APP, "--workers", "2", "--port", "0", "--reuse-port"]) as child:
+        _ready(child, 2)
+        assert _get(child.url).status_code == 200
+
+
+def test_workers_leave_when_the_parent_is_killed() -> None:
+    with run_group([APP, "--workers", "2", "--port", "0"]) as child:
+        _ready(child, 2)
+        workers = children(child.proc.pid)
+        child.proc.kill()
+        child.proc.wait(10)
+        assert wait_until(lambda: all(process_gone(pid) for pid in workers), 15)
+
+
+def test_sigusr1_reopens_log_files(tmp_path: object) -> None:
+    with run_group([APP, "--workers", "2", "--port", "0"]) as child:
+        _ready(child, 2)
+        child.send_signal(signal.SIGUSR1)
+        assert _get(child.url).status_code == 200
+        child.send_signal(signal.SIGTERM)
+        assert child.wait() == 0
+
+
+def test_app_object_with_workers_is_refused() -> None:
+    from hurtle.main import run
+    from tests.apps.ops import app
+
+    with pytest.raises(SystemExit) as info:
+        run(app, workers=2, port=0, log_config={"version": 1})
+    assert info.value.code == 1
