@@ -89,7 +89,7 @@ def feed(request: pytest.FixtureRequest) -> object:
 # -- masking ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 2047, 2048, 2049, 65537])
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 2047, 16383, 16384, 16385, 32768, 65537])
 def test_apply_mask_matches_bytewise_xor(size: int) -> None:
     data = os.urandom(size)
     expected = bytes(b ^ MASK[i % 4] for i, b in enumerate(data))

@@ -70,7 +70,7 @@ _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _from_bytes = int.from_bytes
 # Payloads shorter than this are unmasked inline with one big-integer XOR (see
 # frames.apply_mask for the measurements).
-_INLINE_MASK = 2048
+_INLINE_MASK = 16385
 
 
 class WSConnection:

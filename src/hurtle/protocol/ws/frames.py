@@ -78,31 +78,34 @@ def valid_close_code(code: int) -> bool:
 
 # -- masking ------------------------------------------------------------------
 
-# XOR with one mask byte, as a 256-byte translation table per byte value.
-_XOR_TABLES = [bytes(b ^ k for b in range(256)) for k in range(256)]
-# Measured (1 MiB payload, CPython 3.11): the per-byte generator takes about
-# 140 ms, one big-int XOR about 5-7 ms, four strided `bytes.translate` passes
-# about 4 ms. The big int wins for small payloads (fewer calls), translate for
-# large ones; the crossover is near 1 KiB.
-_TRANSLATE_FROM = 2048
+# Measured (CPython 3.11, MiB/s of payload unmasked): a per-byte generator
+# about 7; one big-integer XOR over the whole payload about 150 (converting a
+# megabyte to and from an int is slow past the caches); four strided
+# `bytes.translate` passes about 300; the big-integer XOR done 16 KiB at a
+# time, with the repeated mask converted to an int once per message, about
+# 330, and the fastest for small payloads too (one XOR, no slicing).
+_CHUNK = 16384  # a multiple of 4, so every chunk starts at mask offset 0
 
 
 def apply_mask(data: bytes, mask: bytes) -> bytes:
     """``data`` XOR the repeated 4-byte ``mask`` (section 5.3); masking and unmasking alike."""
     n = len(data)
-    if n < _TRANSLATE_FROM:
+    if n <= _CHUNK:
         if not n:
             return b""
         key = (mask * ((n >> 2) + 1))[:n]
         return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
-    out = bytearray(data)
-    tables = _XOR_TABLES
-    # Every 4th byte shares a mask byte: translate each stride in C.
-    out[0::4] = data[0::4].translate(tables[mask[0]])
-    out[1::4] = data[1::4].translate(tables[mask[1]])
-    out[2::4] = data[2::4].translate(tables[mask[2]])
-    out[3::4] = data[3::4].translate(tables[mask[3]])
-    return bytes(out)
+    from_bytes = int.from_bytes
+    chunk_key = from_bytes(mask * (_CHUNK >> 2), "big")
+    whole = n - n % _CHUNK
+    # Slicing bytes measured faster than from_bytes on a memoryview slice.
+    parts = [
+        (from_bytes(data[i : i + _CHUNK], "big") ^ chunk_key).to_bytes(_CHUNK, "big")
+        for i in range(0, whole, _CHUNK)
+    ]
+    if whole < n:
+        parts.append(apply_mask(data[whole:], mask))
+    return b"".join(parts)
 
 
 # -- serializing server frames ---------------------------------------------------
