@@ -111,10 +111,8 @@ def run_group(
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever is left of the group (workers of a killed supervisor).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)

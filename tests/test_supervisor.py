@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 from hurtle.config import Config
+from hurtle.main import run
 from hurtle.supervisor import _config_from_json, _config_to_json, effective_workers
+from tests.apps.ops import app
 from tests.supervisor_utils import Client, children, process_gone, run_group, wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -193,9 +195,6 @@ def test_sigusr1_reopens_log_files(tmp_path: object) -> None:
 
 
 def test_app_object_with_workers_is_refused() -> None:
-    from hurtle.main import run
-    from tests.apps.ops import app
-
     with pytest.raises(SystemExit) as info:
         run(app, workers=2, port=0, log_config={"version": 1})
     assert info.value.code == 1

@@ -254,7 +254,9 @@ def _config_and_actions(argv: Sequence[str] | None) -> tuple[Config, bool, bool]
     try:
         app, options, _ = merged_options(options, app, config_file)
     except ConfigError as exc:
-        parser.error(str(exc))
+        # One line naming the file or variable and the key; the usage would
+        # only bury it.
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     if app is None:
         parser.error("the following arguments are required: APP (or 'app' in the config file)")
     try:

@@ -100,7 +100,10 @@ def _parse_text(source: str, key: str, action: argparse.Action, text: str) -> An
     try:
         value = convert(text)
     except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
-        reason = str(exc) or f"invalid value {text!r}"
+        if convert is int:
+            reason = f"expected an integer, got {text!r}"
+        else:
+            reason = str(exc) or f"invalid value {text!r}"
         raise ConfigError(f"{source}: {key}: {reason}") from None
     if action.choices is not None and value not in action.choices:
         choices = ", ".join(repr(c) for c in action.choices)
@@ -313,7 +316,10 @@ def render_toml(config: Config) -> str:
         lines.append(f"app = {_toml_value(config.app)}")
     for field in option_fields():
         value = getattr(config, field.name)
-        if value is None:
+        if value is None and field.default is not None:
+            # Unset where the default is a limit: the CLI's word for it.
+            lines.append(f'{field.name} = "none"')
+        elif value is None:
             lines.append(f"# {field.name} is unset")
         else:
             lines.append(f"{field.name} = {_toml_value(value)}")
