@@ -52,11 +52,12 @@ class FileFilter:
         self, dirs: Sequence[str], includes: Iterable[str] = (), excludes: Iterable[str] = ()
     ) -> None:
         self.dirs = [os.path.abspath(d) for d in dirs]
-        self.includes = [*DEFAULT_INCLUDES, *includes]
-        excludes = [*DEFAULT_EXCLUDES, *excludes]
-        # A pattern asked for explicitly wins over a default exclusion
-        # (``--reload-include .env`` must work).
-        self.excludes = [e for e in excludes if e not in self.includes]
+        # A file asked for explicitly wins over the default exclusions
+        # (``--reload-include .env`` must work), not over explicit ones.
+        self.user_includes = list(includes)
+        self.user_excludes = list(excludes)
+        self.includes = [*DEFAULT_INCLUDES, *self.user_includes]
+        self.excludes = [*DEFAULT_EXCLUDES, *self.user_excludes]
 
     def _matches(self, patterns: Sequence[str], name: str, relative: str) -> bool:
         for pattern in patterns:
@@ -84,6 +85,8 @@ class FileFilter:
             if self._matches(self.excludes, part, "/".join(parts[: index + 1])):
                 return False
         name = parts[-1]
+        if self._matches(self.user_includes, name, relative):
+            return not self._matches(self.user_excludes, name, relative)
         if self._matches(self.excludes, name, relative):
             return False
         return self._matches(self.includes, name, relative)
@@ -149,8 +152,14 @@ class StatReloader(Reloader):
                         continue  # removed while walking
         return files
 
+    def start(self, on_change: OnChange) -> None:
+        # The first look, before returning: a change made right after
+        # `start` must count as a change.
+        self._baseline = self.snapshot()
+        super().start(on_change)
+
     def watch(self, on_change: OnChange) -> None:
-        before = self.snapshot()
+        before = self._baseline
         while not self._stop.wait(POLL_SECONDS):
             now = self.snapshot()
             changed = _diff(before, now)

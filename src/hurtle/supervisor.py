@@ -559,6 +559,10 @@ class Supervisor:
         }
         env = dict(os.environ)
         env[WORKER_ENV] = json.dumps(spec)
+        if self.reloader is not None:
+            # A .pyc records its source's mtime in whole seconds: a file saved
+            # twice within a second could be served from the stale one.
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
         # The worker imports hurtle from where this process did, whatever its path.
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
