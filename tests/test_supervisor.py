@@ -198,3 +198,23 @@ def test_app_object_with_workers_is_refused() -> None:
     with pytest.raises(SystemExit) as info:
         run(app, workers=2, port=0, log_config={"version": 1})
     assert info.value.code == 1
+
+
+def test_memory_limit_recycles_workers_without_failures() -> None:
+    # Every process is above 1 MiB: each worker retires about a second after
+    # it is ready, and its replacement is always up first.
+    args = [APP, "--workers", "2", "--port", "0", "--limit-max-memory", "1", "--no-access-log"]
+    with run_group(args) as child:
+        _ready(child, 2)
+        with Client(child.url) as client:
+            child.wait_for_line(r"Memory limit of 1 MiB exceeded \(\d+ MiB\)")
+            child.wait_for_line(r"Worker process \[\d+\] stopped")
+            assert client.wait_for_responses(5)
+        assert client.failures == []
+
+
+def test_memory_limit_stops_a_single_process() -> None:
+    args = [APP, "--port", "0", "--limit-max-memory", "1"]
+    with run_group(args) as child:
+        assert child.wait() == 0
+    assert "Memory limit of 1 MiB exceeded" in child.output
