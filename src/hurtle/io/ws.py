@@ -60,6 +60,9 @@ CLOSE_TIMEOUT = 10.0
 # none) before reading pauses until the app accepts.
 _PRE_ACCEPT_HIGH_WATER = 65536
 
+# Payload size from which a frame goes out as (header, payload) with writelines.
+_WRITELINES_FROM = 65536
+
 _GOING_AWAY = 1001
 _INTERNAL_ERROR = 1011
 
@@ -307,7 +310,13 @@ class WSProtocol(asyncio.Protocol):
     def send_message(self, data: str | bytes) -> None:
         conn = self.conn
         assert conn is not None
-        self.transport.write(conn.send_message(data))
+        header, payload = conn.frame_message(data)
+        if len(payload) < _WRITELINES_FROM:
+            self.transport.write(header + payload)
+        else:
+            # One writev on uvloop (and on asyncio from 3.12) instead of copying
+            # a large payload behind its few header bytes.
+            self.transport.writelines((header, payload))
 
     def close(self, code: int, reason: str) -> None:
         """The app closes: send our close frame and wait (bounded) for the peer's."""

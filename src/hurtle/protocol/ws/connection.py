@@ -55,11 +55,11 @@ from hurtle.protocol.ws.frames import (
     OP_TEXT,
     RSV1,
     FrameError,
-    apply_mask,
     close_payload,
     frame_header,
     parse_close_payload,
     serialize_frame,
+    unmask_range,
 )
 
 OPEN = 0
@@ -191,7 +191,7 @@ class WSConnection:
                         )
                     ).to_bytes(length, "big")
                 else:
-                    payload = apply_mask(buf[start:pos], buf[start - 4 : start])
+                    payload = unmask_range(buf, start, pos, buf[start - 4 : start])
                 if whole:
                     if b0 == 0x82:
                         events.append(Message(payload))
@@ -340,6 +340,12 @@ class WSConnection:
 
     def send_message(self, data: str | bytes) -> bytes:
         """A whole text (``str``) or binary (``bytes``) message as one frame."""
+        header, payload = self.frame_message(data)
+        return header + payload
+
+    def frame_message(self, data: str | bytes) -> tuple[bytes, bytes]:
+        """`send_message` as (header, payload): a large payload need not be copied behind
+        its header (``transport.writelines``)."""
         if isinstance(data, str):
             payload = data.encode("utf-8")
             opcode = OP_TEXT
@@ -350,8 +356,8 @@ class WSConnection:
         if deflate is not None:
             # RFC 7692 section 6: RSV1 on the first (here: only) frame.
             payload = deflate.compress(payload)
-            return frame_header(FIN | RSV1 | opcode, len(payload)) + payload
-        return frame_header(FIN | opcode, len(payload)) + payload
+            return frame_header(FIN | RSV1 | opcode, len(payload)), payload
+        return frame_header(FIN | opcode, len(payload)), payload
 
     def send_ping(self, payload: bytes = b"") -> bytes:
         return serialize_frame(OP_PING, payload[:MAX_CONTROL_PAYLOAD])

@@ -95,16 +95,21 @@ def apply_mask(data: bytes, mask: bytes) -> bytes:
             return b""
         key = (mask * ((n >> 2) + 1))[:n]
         return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+    return unmask_range(data, 0, n, mask)
+
+
+def unmask_range(buf: bytes, start: int, end: int, mask: bytes) -> bytes:
+    """``buf[start:end]`` unmasked, without first copying that slice out of ``buf``."""
     from_bytes = int.from_bytes
     chunk_key = from_bytes(mask * (_CHUNK >> 2), "big")
-    whole = n - n % _CHUNK
+    whole = end - (end - start) % _CHUNK
     # Slicing bytes measured faster than from_bytes on a memoryview slice.
     parts = [
-        (from_bytes(data[i : i + _CHUNK], "big") ^ chunk_key).to_bytes(_CHUNK, "big")
-        for i in range(0, whole, _CHUNK)
+        (from_bytes(buf[i : i + _CHUNK], "big") ^ chunk_key).to_bytes(_CHUNK, "big")
+        for i in range(start, whole, _CHUNK)
     ]
-    if whole < n:
-        parts.append(apply_mask(data[whole:], mask))
+    if whole < end:
+        parts.append(apply_mask(buf[whole:end], mask))
     return b"".join(parts)
 
 
