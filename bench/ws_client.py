@@ -166,7 +166,7 @@ async def run(
     readies = []
     for _ in range(connections):
         ready: asyncio.Future[None] = loop.create_future()
-        transport, client = await loop.create_connection(
+        _, client = await loop.create_connection(
             lambda ready=ready: EchoClient(frame, depth, stats, ready), host, port
         )
         clients.append(client)
