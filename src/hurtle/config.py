@@ -92,11 +92,11 @@ class Config:
         metavar="DIR",
     )
     reload_includes: Sequence[str] = _opt_list(
-        "Glob of files that trigger --reload; repeatable; default: '*.py'.", metavar="GLOB"
+        "Glob of more files that trigger --reload, besides '*.py'; repeatable.", metavar="GLOB"
     )
     reload_excludes: Sequence[str] = _opt_list(
-        "Glob of files and directories --reload ignores; repeatable; default: '.*', '*.py[cod]',"
-        " '~*', '__pycache__'.",
+        "Glob of more files and directories --reload ignores, besides '.*', '*.py[cod]', '~*'"
+        " and '__pycache__'; repeatable.",
         metavar="GLOB",
     )
     reload_delay: float = _opt(
