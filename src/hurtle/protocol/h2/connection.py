@@ -38,8 +38,10 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import hpack.exceptions
+from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
+from h2.stream import StreamState
 from hyperframe.exceptions import InvalidDataError
 from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame
 
@@ -79,6 +81,9 @@ MAX_CONTROL_FRAMES = 1000
 # refused alone, and a flood of streams in one read still ends the connection.
 _HARD_STREAM_FACTOR = 2
 _HARD_STREAM_SLACK = 100
+
+# Stream states in which the server may send DATA (RFC 9113 5.1).
+_SENDING_STATES = frozenset([StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE])
 
 _CONNECTION_HEADERS = frozenset(
     [b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"]
@@ -154,9 +159,9 @@ class H2Core:
         "_conn",
         "_control_count",
         "_count_start",
-        "_extra_out",
         "_goaway_sent",
         "_last_stream_id",
+        "_out",
         "_outbound",
         "_resets_received",
         "_resets_sent_base",
@@ -216,7 +221,9 @@ class H2Core:
         self.active: set[int] = set()
         self.closed = False
         self._outbound: dict[int, _Outbound] = {}
-        self._extra_out = b""
+        # Bytes written here rather than by h2 (graceful GOAWAY, DATA frames),
+        # each preceded by what h2 had queued before it.
+        self._out: list[Any] = []
         self._goaway_sent = False
         self._last_stream_id = 0
         self._count_start = 0.0
@@ -541,6 +548,8 @@ class H2Core:
                     out.offset = offset
                 out.size -= size
                 last = not chunks and out.end and out.trailers is None
+                if not last and self._send_data_frame(stream_id, piece, size):
+                    continue
                 conn.send_data(stream_id, piece, end_stream=last)
                 if last:
                     del self._outbound[stream_id]
@@ -555,6 +564,33 @@ class H2Core:
                 conn.end_stream(stream_id)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             self._outbound.pop(stream_id, None)
+        return True
+
+    def _send_data_frame(self, stream_id: int, piece: Any, size: int) -> bool:
+        """A DATA frame without END_STREAM, written here rather than by h2.
+
+        Measured: h2's send_data (state machine, frame object, two copies)
+        costs about ten times this, and a 1 MiB body is 64 such frames. The
+        frame changes no stream state, so only the two windows need the
+        bookkeeping h2 would do; END_STREAM frames still go through h2.
+        """
+        conn = self._conn
+        stream = conn.streams.get(stream_id)
+        if (
+            stream is None
+            or stream.state_machine.state not in _SENDING_STATES
+            or conn.state_machine.state is not ConnectionState.SERVER_OPEN
+        ):
+            return False
+        out = self._out
+        pending = conn.data_to_send()
+        if pending:
+            out.append(pending)  # keep h2's frames ahead of this one
+        # Frame header (RFC 9113 4.1): length, type DATA (0), no flags, stream id.
+        out.append(((size << 48) | stream_id).to_bytes(9, "big"))
+        out.append(piece)
+        conn.outbound_flow_control_window -= size
+        stream.outbound_flow_control_window -= size
         return True
 
     def _window_opened(self, stream_id: int, events: list[H2Event]) -> None:
@@ -588,7 +624,8 @@ class H2Core:
         frame.last_stream_id = self._last_stream_id
         frame.error_code = NO_ERROR
         # After whatever h2 has queued, so frames keep their order.
-        self._extra_out += self._conn.data_to_send() + frame.serialize()
+        self._out.append(self._conn.data_to_send())
+        self._out.append(frame.serialize())
 
     def close(self, error_code: int, reason: str) -> ConnectionClosed:
         """GOAWAY with ``error_code``; nothing more is sent or processed after it."""
@@ -606,7 +643,9 @@ class H2Core:
     def data_to_send(self) -> bytes:
         """The bytes to write to the socket now."""
         out = self._conn.data_to_send()
-        if self._extra_out:
-            out = self._extra_out + out
-            self._extra_out = b""
+        if self._out:
+            chunks = self._out
+            chunks.append(out)
+            out = b"".join(chunks)
+            chunks.clear()
         return out
