@@ -205,7 +205,6 @@ def test_memory_limit_recycles_workers_without_failures() -> None:
     # it is ready, and its replacement is always up first.
     args = [APP, "--workers", "2", "--port", "0", "--limit-max-memory", "1", "--no-access-log"]
     with run_group(args) as child:
-        _ready(child, 2)
         with Client(child.url) as client:
             child.wait_for_line(r"Memory limit of 1 MiB exceeded \(\d+ MiB\)")
             child.wait_for_line(r"Worker process \[\d+\] stopped")
