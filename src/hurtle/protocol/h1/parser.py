@@ -48,14 +48,25 @@ _ABSOLUTE_PREFIX = (b"http://", b"https://")
 
 
 class RequestParser:
-    """One per connection; see the module docstring for the calling sequence."""
+    """One per connection; see the module docstring for the calling sequence.
+
+    The buffer is consumed by moving an offset (``_pos``), never by slicing off
+    what was read: one read holding thousands of tiny chunks or pipelined
+    requests must cost linear time, not a copy of the rest per event. While a
+    head or trailer section is incomplete, ``_scan`` marks how far the bytes
+    were already searched and checked, so a head that arrives a byte at a
+    time is not rescanned from its start on every byte.
+    """
 
     __slots__ = (
         "_body_total",
         "_buf",
         "_chunk_ext_total",
         "_empty_lines",
+        "_line_checked",
+        "_pos",
         "_remaining",
+        "_scan",
         "_state",
         "max_body",
         "max_chunk_ext",
@@ -78,7 +89,10 @@ class RequestParser:
         self.max_head = max_head
         self.max_body = max_body
         self.max_chunk_ext = max_chunk_ext
-        self._buf = b""
+        self._buf: bytes | bytearray = b""
+        self._pos = 0
+        self._scan = 0
+        self._line_checked = False
         self._state = _HEAD
         self._remaining = 0
         self._body_total = 0
@@ -88,25 +102,51 @@ class RequestParser:
     # -- feeding -------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        if self._buf:
-            self._buf += data
-        else:
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf):
+            # The common case: everything before was consumed; keep the bytes
+            # object as it is (no copy) and index into it.
             self._buf = data
+            self._pos = 0
+            self._scan = 0
+            return
+        if isinstance(buf, bytearray):
+            if pos:
+                del buf[:pos]
+        else:
+            # Bytes are arriving in pieces: accumulate in a bytearray so that
+            # appending is amortised O(1) rather than a copy of all so far.
+            buf = bytearray(memoryview(buf)[pos:])
+        if pos:
+            self._scan = max(self._scan - pos, 0)
+            self._pos = 0
+        buf += data
+        self._buf = buf
+
+    def _take(self, end: int) -> bytes:
+        """The unread bytes up to ``end`` as bytes, consumed."""
+        buf = self._buf
+        pos = self._pos
+        self._pos = end
+        if pos == 0 and end == len(buf) and type(buf) is bytes:
+            return buf
+        return bytes(memoryview(buf)[pos:end])
 
     @property
     def buffered(self) -> int:
         """Bytes received and not yet turned into events."""
-        return len(self._buf)
+        return len(self._buf) - self._pos
 
     @property
     def trailing_data(self) -> bytes:
         """Bytes after the current request, for a protocol that takes over (upgrade)."""
-        return self._buf
+        return bytes(self._buf[self._pos :])
 
     @property
     def in_partial_head(self) -> bool:
         """A head has started arriving but is not complete (the slowloris window)."""
-        return self._state == _HEAD and bool(self._buf)
+        return self._state == _HEAD and self._pos < len(self._buf)
 
     @property
     def paused(self) -> bool:
@@ -144,27 +184,36 @@ class RequestParser:
 
     def _parse_head(self) -> Event:
         buf = self._buf
-        if not buf:
+        pos = self._pos
+        size = len(buf)
+        if pos >= size:
             return NEED_DATA
-        if buf[0] == 13:  # "\r": empty lines before the request line
-            while buf[:2] == b"\r\n":
+        if buf[pos] == 13:  # "\r": empty lines before the request line
+            while buf[pos : pos + 2] == b"\r\n":
                 self._empty_lines += 1
                 if self._empty_lines > _MAX_LEADING_EMPTY_LINES:
                     raise BadRequest("Too many empty lines before the request line")
-                buf = buf[2:]
-            self._buf = buf
-            if not buf:
+                pos += 2
+            self._pos = pos
+            if pos >= size:
                 return NEED_DATA
-        end = buf.find(b"\r\n\r\n")
+        scan = self._scan
+        end = buf.find(b"\r\n\r\n", scan - 3 if scan - 3 > pos else pos)
         if end == -1:
-            return self._check_partial_head(buf)
-        if end + 4 > self.max_head:
+            return self._check_partial_head(buf, pos)
+        if end + 4 - pos > self.max_head:
             raise HeaderFieldsTooLarge("Request head too large")
+        if type(buf) is not bytes:
+            # Header names and values must come out as bytes: convert what is
+            # buffered once, then go on by offset as usual.
+            buf = self._buf = bytes(buf[pos:])
+            end -= pos
+            pos = 0
 
-        line_end = buf.find(b"\r\n")
-        if line_end > self.max_line:
+        line_end = buf.find(b"\r\n", pos)
+        if line_end - pos > self.max_line:
             raise URITooLong("Request line too long")
-        match = abnf.REQUEST_LINE.fullmatch(buf, 0, line_end)
+        match = abnf.REQUEST_LINE.fullmatch(buf, pos, line_end)
         if match is None:
             raise BadRequest("Invalid request line")
         method, target, major, minor = match.groups()
@@ -182,7 +231,9 @@ class RequestParser:
             fields = abnf.HEADER_FIELD.findall(buf, line_end + 2, block_end)
             if len(fields) > self.max_fields:
                 raise HeaderFieldsTooLarge("Too many header fields")
-        self._buf = buf[end + 4 :]
+        self._pos = end + 4
+        self._scan = 0
+        self._line_checked = False
         self._empty_lines = 0
 
         headers = [(name.lower(), value) for name, value in fields]
@@ -199,26 +250,37 @@ class RequestParser:
             self._remaining = 0
         return request
 
-    def _check_partial_head(self, buf: bytes) -> Event:
+    def _check_new_bytes(self, buf: bytes | bytearray, pos: int, what: str) -> int:
+        """Refuse bare LF among the bytes not checked before; return where they start."""
+        scan = self._scan
+        start = scan if scan > pos else pos
+        if buf.count(b"\n", start) != buf.count(b"\r\n", start - 1 if start > pos else pos):
+            raise BadRequest(f"Bare LF in {what}")
+        return start
+
+    def _check_partial_head(self, buf: bytes | bytearray, pos: int) -> Event:
         # The head is incomplete: fail as soon as the bytes so far are already
         # over a limit or malformed, rather than waiting for the timeout.
-        line_end = buf.find(b"\r\n")
-        if line_end == -1:
-            # A CR at the very end may be the first half of the line's CRLF.
-            if len(buf) - buf.endswith(b"\r") > self.max_line:
+        size = len(buf)
+        start = self._check_new_bytes(buf, pos, "request head")
+        if not self._line_checked:
+            line_end = buf.find(b"\r\n", start - 1 if start > pos else pos)
+            if line_end == -1:
+                # A CR at the very end may be the first half of the line's CRLF.
+                if size - pos - buf.endswith(b"\r") > self.max_line:
+                    raise URITooLong("Request line too long")
+            elif line_end - pos > self.max_line:
                 raise URITooLong("Request line too long")
-        elif line_end > self.max_line:
-            raise URITooLong("Request line too long")
-        else:
-            match = abnf.REQUEST_LINE.fullmatch(buf, 0, line_end)
-            if match is None:
-                raise BadRequest("Invalid request line")
-            if match.group(3) != b"1":
-                raise VersionNotSupported("HTTP version not supported")
-        if len(buf) >= self.max_head:
+            else:
+                match = abnf.REQUEST_LINE.fullmatch(buf, pos, line_end)
+                if match is None:
+                    raise BadRequest("Invalid request line")
+                if match.group(3) != b"1":
+                    raise VersionNotSupported("HTTP version not supported")
+                self._line_checked = True
+        if size - pos >= self.max_head:
             raise HeaderFieldsTooLarge("Request head too large")
-        if buf.count(b"\n") != buf.count(b"\r\n"):
-            raise BadRequest("Bare LF in request head")
+        self._scan = size
         return NEED_DATA
 
     def _interpret(
@@ -357,60 +419,60 @@ class RequestParser:
         if remaining == 0:
             self._state = _DONE
             return _END
-        buf = self._buf
-        if not buf:
+        available = len(self._buf) - self._pos
+        if not available:
             return NEED_DATA
-        if len(buf) <= remaining:
-            self._buf = b""
-            self._remaining = remaining - len(buf)
-            return Data(buf)
-        self._buf = buf[remaining:]
+        if available <= remaining:
+            self._remaining = remaining - available
+            return Data(self._take(len(self._buf)))
         self._remaining = 0
-        return Data(buf[:remaining])
+        return Data(self._take(self._pos + remaining))
 
     def _read_chunked(self) -> Event:
         state = self._state
         buf = self._buf
+        pos = self._pos
         if state == _CHUNK_DATA:
-            if not buf:
+            available = len(buf) - pos
+            if not available:
                 return NEED_DATA
             remaining = self._remaining
-            if len(buf) <= remaining:
-                self._buf = b""
-                remaining -= len(buf)
-                data = buf
+            if available <= remaining:
+                data = self._take(len(buf))
+                remaining -= available
             else:
-                self._buf = buf[remaining:]
-                data = buf[:remaining]
+                data = self._take(pos + remaining)
                 remaining = 0
             self._remaining = remaining
             if remaining == 0:
                 self._state = _CHUNK_CRLF
             return Data(data)
         if state == _CHUNK_CRLF:
-            if len(buf) < 2:
-                if buf and buf != b"\r":
+            if len(buf) - pos < 2:
+                if len(buf) > pos and buf[pos] != 13:
                     raise BadRequest("Chunk data not followed by CRLF")
                 return NEED_DATA
-            if buf[:2] != b"\r\n":
+            if buf[pos : pos + 2] != b"\r\n":
                 raise BadRequest("Chunk data not followed by CRLF")
-            self._buf = buf = buf[2:]
+            self._pos = pos = pos + 2
             self._state = state = _CHUNK_SIZE
+            self._scan = 0
         if state == _CHUNK_SIZE:
-            line_end = buf.find(b"\r\n")
             max_line = _MAX_CHUNK_SIZE_DIGITS + self.max_chunk_ext + 2
+            scan = self._scan
+            line_end = buf.find(b"\r\n", scan - 1 if scan - 1 > pos else pos)
             if line_end == -1:
-                if b"\n" in buf:
-                    raise BadRequest("Bare LF in chunk size line")
-                digits = abnf.HEX_PREFIX.match(buf)
+                self._check_new_bytes(buf, pos, "chunk size line")
+                digits = abnf.HEX_PREFIX.match(buf, pos)
                 if digits is not None and len(digits.group().lstrip(b"0")) > _MAX_CHUNK_SIZE_DIGITS:
                     raise ContentTooLarge("Chunk size too large")
-                if len(buf) - buf.endswith(b"\r") > max_line:
+                if len(buf) - pos - buf.endswith(b"\r") > max_line:
                     raise BadRequest("Chunk size line too long")
+                self._scan = len(buf)
                 return NEED_DATA
-            if line_end > max_line:
+            if line_end - pos > max_line:
                 raise BadRequest("Chunk size line too long")
-            match = abnf.CHUNK_LINE.fullmatch(buf, 0, line_end + 2)
+            match = abnf.CHUNK_LINE.fullmatch(buf, pos, line_end + 2)
             if match is None:
                 raise BadRequest("Invalid chunk size line")
             size_hex, extensions = match.groups()
@@ -421,7 +483,8 @@ class RequestParser:
             if len(size_hex.lstrip(b"0")) > _MAX_CHUNK_SIZE_DIGITS:
                 raise ContentTooLarge("Chunk size too large")
             size = int(size_hex, 16)
-            self._buf = buf = buf[line_end + 2 :]
+            self._pos = pos = line_end + 2
+            self._scan = 0
             if size == 0:
                 self._state = _TRAILERS
             else:
@@ -432,24 +495,26 @@ class RequestParser:
                 self._state = _CHUNK_DATA
                 return self._read_chunked()
         # trailers: zero or more header fields, then an empty line (RFC 9112 7.1.2)
-        if buf[:2] == b"\r\n":
-            self._buf = buf[2:]
+        if buf[pos : pos + 2] == b"\r\n":
+            self._pos = pos + 2
             self._state = _DONE
             return _END
-        end = buf.find(b"\r\n\r\n")
+        scan = self._scan
+        end = buf.find(b"\r\n\r\n", scan - 3 if scan - 3 > pos else pos)
         if end == -1:
-            if len(buf) >= self.max_head:
+            self._check_new_bytes(buf, pos, "trailer section")
+            if len(buf) - pos >= self.max_head:
                 raise HeaderFieldsTooLarge("Trailer section too large")
-            if buf.count(b"\n") != buf.count(b"\r\n"):
-                raise BadRequest("Bare LF in trailer section")
+            self._scan = len(buf)
             return NEED_DATA
-        if end + 4 > self.max_head:
+        if end + 4 - pos > self.max_head:
             raise HeaderFieldsTooLarge("Trailer section too large")
-        if abnf.HEADER_BLOCK.fullmatch(buf, 0, end + 2) is None:
+        if abnf.HEADER_BLOCK.fullmatch(buf, pos, end + 2) is None:
             raise BadRequest("Invalid trailer field")
-        fields = abnf.HEADER_FIELD.findall(buf, 0, end + 2)
+        fields = abnf.HEADER_FIELD.findall(buf, pos, end + 2)
         if len(fields) > self.max_fields:
             raise HeaderFieldsTooLarge("Too many trailer fields")
-        self._buf = buf[end + 4 :]
+        self._pos = end + 4
+        self._scan = 0
         self._state = _DONE
-        return EndOfMessage([(name.lower(), value) for name, value in fields])
+        return EndOfMessage([(bytes(name).lower(), bytes(value)) for name, value in fields])
