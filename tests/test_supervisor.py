@@ -6,7 +6,6 @@ import os
 import signal
 import sys
 import threading
-import time
 
 import httpx
 import pytest
@@ -71,12 +70,10 @@ def test_sigint_stops_gracefully_after_in_flight_requests() -> None:
     with run_group([APP, "--workers", "2", "--port", "0"]) as child:
         _ready(child, 2)
         result: list[httpx.Response] = []
-        thread = threading.Thread(target=lambda: result.append(_get(child.url + "/sleep?3")))
+        thread = threading.Thread(target=lambda: result.append(_get(child.url + "/sleep?1")))
         thread.start()
-        # Time for the request to reach a worker; then Ctrl+C as a terminal
-        # sends it, to the whole process group.
-        time.sleep(1.0)
-        assert not result
+        child.wait_for_line(r"request in flight")
+        # Ctrl+C as a terminal sends it: to the whole process group.
         os.killpg(child.proc.pid, signal.SIGINT)
         thread.join(15)
         assert child.wait() == 0

@@ -34,8 +34,9 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
         return
     query = scope.get("query_string", b"").decode()
     if scope["path"] == "/block":
-        time.sleep(float(query or 60))  # a hung worker: the loop cannot heartbeat
+        time.sleep(float(query or 60))  # noqa: ASYNC251 - a hung worker: no heartbeat
     elif scope["path"] == "/sleep":
+        print(f"request in flight in [{os.getpid()}]", flush=True)  # for tests to wait on
         await asyncio.sleep(float(query or 1))
     body = f"pid={os.getpid()}".encode()
     await send(
