@@ -214,3 +214,22 @@ def test_memory_limit_stops_a_single_process() -> None:
     with run_group(args) as child:
         assert child.wait() == 0
     assert "Memory limit of 1 MiB exceeded" in child.output
+
+
+def test_options_that_cannot_reach_the_workers_are_refused() -> None:
+    with pytest.raises(SystemExit) as info:
+        run(APP, workers=2, port=0, log_config={"version": 1, "x": object()})
+    assert info.value.code == 1
+
+
+def test_tls_with_workers(tmp_path: object) -> None:
+    from tests.h2_helpers import make_certs  # noqa: PLC0415 - needs trustme
+
+    certs = make_certs(tmp_path)  # type: ignore[arg-type]
+    args = [APP, "--workers", "2", "--port", "0"]
+    args += ["--ssl-certfile", certs.certfile, "--ssl-keyfile", certs.keyfile]
+    with run_group(args, wait_ready=False) as child:
+        port = int(child.wait_for_line(r"running on https://127\.0\.0\.1:(\d+)").group(1))
+        _ready(child, 2)
+        response = httpx.get(f"https://localhost:{port}/", verify=certs.client_context())
+        assert response.text.startswith("pid=")

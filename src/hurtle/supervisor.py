@@ -636,6 +636,13 @@ def supervise(
     from hurtle.binds import bind_sockets  # noqa: PLC0415
 
     try:
+        json.dumps(_config_to_json(config))
+    except (TypeError, ValueError) as exc:
+        # The workers get the options as JSON: a log_config holding objects
+        # cannot travel; a file path can.
+        logger.error("The options cannot be passed to worker processes: %s", exc)
+        return 1
+    try:
         bound = bind_sockets(config, activated, reuse_port=config.reuse_port)
     except OSError as exc:
         logger.error("%s", exc)
