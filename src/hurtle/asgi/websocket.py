@@ -241,7 +241,13 @@ class WebSocketCycle:
             if self._close_code is not None:
                 raise ClientDisconnected("WebSocket closed")
             if mtype == "websocket.send":
-                self.writer.send_message(_payload(message))
+                # The common shapes checked inline; _payload for the rest.
+                data = message.get("bytes")
+                if type(data) is not bytes:
+                    data = message.get("text") if data is None else None
+                    if type(data) is not str:
+                        data = _payload(message)
+                self.writer.send_message(data)
                 if self.writer.write_paused:
                     await self.writer.wait_writable()
                     if self._close_code is not None:

@@ -135,7 +135,6 @@ class WSProtocol(asyncio.Protocol):
         "_pong_timer",
         "_read_paused",
         "_shutting_down",
-        "_write_paused",
         "_write_waiter",
         "app",
         "config",
@@ -146,6 +145,7 @@ class WSProtocol(asyncio.Protocol):
         "state",
         "task",
         "transport",
+        "write_paused",
     )
 
     def __init__(
@@ -170,7 +170,8 @@ class WSProtocol(asyncio.Protocol):
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._read_paused = False
-        self._write_paused = False
+        # A plain attribute, not a property: the cycle reads it after every send.
+        self.write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
         self._shutting_down = False
         self._ping_timer: asyncio.TimerHandle | None = None
@@ -267,10 +268,10 @@ class WSProtocol(asyncio.Protocol):
             self.transport.write(out)
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.write_paused = True
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self.write_paused = False
         waiter = self._write_waiter
         if waiter is not None:
             self._write_waiter = None
@@ -278,10 +279,6 @@ class WSProtocol(asyncio.Protocol):
                 waiter.set_result(None)
 
     # -- WebSocketWriter, for the cycle ---------------------------------------------
-
-    @property
-    def write_paused(self) -> bool:
-        return self._write_paused
 
     def accept(self, subprotocol: str | None, headers: list[tuple[bytes, bytes]]) -> None:
         handshake = self._handshake
@@ -360,7 +357,7 @@ class WSProtocol(asyncio.Protocol):
             self._end(False)
 
     async def wait_writable(self) -> None:
-        while self._write_paused and not self.transport.is_closing():
+        while self.write_paused and not self.transport.is_closing():
             waiter = self._write_waiter
             if waiter is None:
                 waiter = self._write_waiter = self.loop.create_future()

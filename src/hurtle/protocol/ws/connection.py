@@ -357,7 +357,10 @@ class WSConnection:
             # RFC 7692 section 6: RSV1 on the first (here: only) frame.
             payload = deflate.compress(payload)
             return frame_header(FIN | RSV1 | opcode, len(payload)), payload
-        return frame_header(FIN | opcode, len(payload)), payload
+        n = len(payload)
+        if n < 126:
+            return bytes((FIN | opcode, n)), payload
+        return frame_header(FIN | opcode, n), payload
 
     def send_ping(self, payload: bytes = b"") -> bytes:
         return serialize_frame(OP_PING, payload[:MAX_CONTROL_PAYLOAD])
