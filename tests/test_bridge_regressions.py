@@ -71,3 +71,11 @@ def test_config_refuses_extra_headers_that_could_split_responses() -> None:
     assert Config("tests.apps.basic:app", headers=[("x-a", "b")]).encoded_headers == [
         (b"x-a", b"b")
     ]
+
+
+def test_client_disconnected_is_public_and_an_oserror() -> None:
+    import hurtle  # noqa: PLC0415 - the lazy attribute is what is under test
+
+    assert issubclass(hurtle.ClientDisconnected, OSError)
+    with pytest.raises(AttributeError):
+        _ = hurtle.NoSuchThing  # type: ignore[attr-defined]

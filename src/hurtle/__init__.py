@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 from hurtle.config import Config
 
 if TYPE_CHECKING:
+    from hurtle.asgi.http import ClientDisconnected
     from hurtle.main import run
     from hurtle.server import Server
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "Server", "__version__", "run"]
+__all__ = ["ClientDisconnected", "Config", "Server", "__version__", "run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,6 +27,11 @@ def __getattr__(name: str) -> Any:
         from hurtle.server import Server  # noqa: PLC0415
 
         return Server
+    if name == "ClientDisconnected":
+        # What send() raises once the client has gone; apps may catch it.
+        from hurtle.asgi.http import ClientDisconnected  # noqa: PLC0415
+
+        return ClientDisconnected
     if name == "run":
         from hurtle.main import run  # noqa: PLC0415
 
