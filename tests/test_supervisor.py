@@ -191,9 +191,13 @@ def test_sigusr1_reopens_log_files(tmp_path: object) -> None:
         assert child.wait() == 0
 
 
-def test_app_object_with_workers_is_refused() -> None:
+# Keeps the loggers that later tests read with caplog as they were.
+_QUIET_LOGGING = {"version": 1, "disable_existing_loggers": False}
+
+
+def test_app_object_with_workers_is_refused(restore_logging: None) -> None:
     with pytest.raises(SystemExit) as info:
-        run(app, workers=2, port=0, log_config={"version": 1})
+        run(app, workers=2, port=0, log_config=_QUIET_LOGGING)
     assert info.value.code == 1
 
 
@@ -216,9 +220,9 @@ def test_memory_limit_stops_a_single_process() -> None:
     assert "Memory limit of 1 MiB exceeded" in child.output
 
 
-def test_options_that_cannot_reach_the_workers_are_refused() -> None:
+def test_options_that_cannot_reach_the_workers_are_refused(restore_logging: None) -> None:
     with pytest.raises(SystemExit) as info:
-        run(APP, workers=2, port=0, log_config={"version": 1, "x": object()})
+        run(APP, workers=2, port=0, log_config={**_QUIET_LOGGING, "x": object()})
     assert info.value.code == 1
 
 
