@@ -21,7 +21,7 @@ import contextlib
 import logging
 import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
@@ -43,21 +43,26 @@ _HEAD_TIMEOUT = 1
 # Pipelined bytes buffered behind an in-flight request before reading pauses.
 _PIPELINE_HIGH_WATER = 65536
 
+# Python 3.12+: run the app up to its first real suspension right away, so a
+# handler that answers without waiting costs no extra loop iteration. Called
+# inline (not through a wrapper) because it runs once per request.
+_TaskStarter = Callable[
+    [asyncio.AbstractEventLoop, Coroutine[Any, Any, None]], "asyncio.Task[None]"
+]
+_eager_task: _TaskStarter | None
 if sys.version_info >= (3, 12):
-
-    def _start_task(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
-    ) -> asyncio.Task[None]:
-        # Run the app up to its first real suspension right now: a handler
-        # that answers without waiting costs no extra loop iteration.
-        return asyncio.eager_task_factory(loop, coro)
-
+    _eager_task = asyncio.eager_task_factory
 else:
+    _eager_task = None
 
-    def _start_task(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
-    ) -> asyncio.Task[None]:
-        return loop.create_task(coro)
+
+def start_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
+    """Start an app task, eagerly where the interpreter allows it."""
+    if _eager_task is not None:
+        return _eager_task(loop, coro)
+    return loop.create_task(coro)
 
 
 def _address(addr: Any) -> tuple[str, int] | None:
@@ -222,6 +227,12 @@ class H1Protocol(asyncio.Protocol):
             if kind is Request:
                 assert isinstance(event, Request)
                 self._on_request(event)
+                if not event.has_body:
+                    # Its EndOfMessage carries nothing the cycle needs (it was
+                    # made complete); the parser moves on at start_next_cycle.
+                    if conn.parser.buffered > _PIPELINE_HIGH_WATER:
+                        self._pause_reading()
+                    return
             elif kind is Data:
                 assert isinstance(event, Data)
                 cycle = self.cycle
@@ -276,7 +287,8 @@ class H1Protocol(asyncio.Protocol):
         self.cycle = cycle
         self._app_trailers = False
         state.total_requests += 1
-        task = _start_task(self.loop, cycle.run(app))
+        coro = cycle.run(app)
+        task = _eager_task(self.loop, coro) if _eager_task else self.loop.create_task(coro)
         if not task.done():
             # An eagerly started app may already have answered, and the next
             # pipelined request may own the connection by now.

@@ -37,7 +37,7 @@ import socket
 from typing import TYPE_CHECKING, Any, cast
 
 from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
-from hurtle.io.h1 import H1Protocol, _address, _service_unavailable, _start_task
+from hurtle.io.h1 import H1Protocol, _address, _service_unavailable, start_task
 from hurtle.io.tls import tls_extension
 from hurtle.logging import escape_control
 from hurtle.protocol.h2 import (
@@ -477,7 +477,7 @@ class H2Protocol(asyncio.Protocol):
         self.streams[sid] = stream
         self._deadline = None
         state.total_requests += 1
-        task = _start_task(self.loop, cycle.run(app))
+        task = start_task(self.loop, cycle.run(app))
         if task.done():
             self._stream_finished(stream)
         else:

@@ -18,6 +18,7 @@ class Request:
         "chunked",
         "content_length",
         "expect_continue",
+        "has_body",
         "headers",
         "http_version",
         "keep_alive",
@@ -56,10 +57,8 @@ class Request:
         self.expect_continue = expect_continue
         self.te_trailers = te_trailers
         self.upgrade = upgrade
+        self.has_body = chunked or bool(content_length)
 
-    @property
-    def has_body(self) -> bool:
-        return self.chunked or bool(self.content_length)
 
     def __repr__(self) -> str:
         return (

@@ -54,11 +54,8 @@ class StreamRequest(Request):
         self.authority = authority
         self.protocol = protocol
         self.stream_ended = stream_ended
-
-    @property
-    def has_body(self) -> bool:
         # HTTP/2 frames the body itself: a body follows unless HEADERS ended the stream.
-        return not self.stream_ended
+        self.has_body = not stream_ended
 
 
 class StreamData(Data):
