@@ -310,8 +310,13 @@ class HTTPCycle:
                     await self.writer.wait_writable()
                     if self.disconnected:
                         raise ClientDisconnected("Client disconnected")
+            elif self._trailers:
+                self._state = _TRAILERS
+                self._headers = []
             else:
-                self._finish_body()
+                self._state = _DONE
+                if self._waiter is not None:
+                    self._wake()
             return
         if state == _START:
             if mtype == "http.response.start":
@@ -518,7 +523,9 @@ def http_scope(
     method_str = _METHODS.get(method)
     if method_str is None:
         method_str = method.decode("ascii")
-    path = decode_path(raw_path)
+    path = raw_path.decode("latin-1")
+    if "%" in path:  # decode_path, inlined: it runs once per request
+        path = unquote(path)
     if root_path:
         path = root_path + path
         raw_path = root_path.encode("utf-8") + raw_path

@@ -103,6 +103,7 @@ class H1Protocol(asyncio.Protocol):
         "conn",
         "cycle",
         "loop",
+        "parser",
         "scheme",
         "server",
         "state",
@@ -124,6 +125,7 @@ class H1Protocol(asyncio.Protocol):
                 max_chunk_ext=config.limit_chunk_extensions,
             )
         )
+        self.parser = self.conn.parser
         self.transport: asyncio.Transport | None = None
         self.cycle: HTTPCycle | None = None
         self.task: asyncio.Task[None] | None = None
@@ -195,7 +197,7 @@ class H1Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return  # rejected, aborted or timed out: bytes still in flight are dropped
-        self.conn.receive_data(data)
+        self.parser.receive_data(data)
         self._process()
 
     def pause_writing(self) -> None:
@@ -212,10 +214,10 @@ class H1Protocol(asyncio.Protocol):
     # -- events from the core -----------------------------------------------------
 
     def _process(self) -> None:
-        conn = self.conn
+        parser = self.parser
         while True:
             try:
-                event = conn.next_event()
+                event = parser.next_event()
             except ProtocolError as exc:
                 # 505 is what the HTTP/1.1 parser makes of the HTTP/2 preface
                 # ("PRI * HTTP/2.0"): the error path, so requests pay nothing.
@@ -230,7 +232,7 @@ class H1Protocol(asyncio.Protocol):
                 if not event.has_body:
                     # Its EndOfMessage carries nothing the cycle needs (it was
                     # made complete); the parser moves on at start_next_cycle.
-                    if conn.parser.buffered > _PIPELINE_HIGH_WATER:
+                    if parser.buffered > _PIPELINE_HIGH_WATER:
                         self._pause_reading()
                     return
             elif kind is Data:
@@ -245,11 +247,11 @@ class H1Protocol(asyncio.Protocol):
                 if event is NEED_DATA:
                     if (
                         self.cycle is None
-                        and conn.parser.in_partial_head
+                        and parser.in_partial_head
                         and (self._deadline_kind != _HEAD_TIMEOUT or self._deadline is None)
                     ):
                         self._set_deadline(self.config.timeout_request_header, _HEAD_TIMEOUT)
-                elif event is PAUSED and conn.parser.buffered > _PIPELINE_HIGH_WATER:
+                elif event is PAUSED and parser.buffered > _PIPELINE_HIGH_WATER:
                     self._pause_reading()
                 return
 
@@ -445,7 +447,7 @@ class H1Protocol(asyncio.Protocol):
         assert transport is not None
         conn = self.conn
         request_done = cycle is None or cycle.request_complete
-        if not conn.keep_alive or self._closing or not request_done:
+        if not conn.keep_alive or conn.closing or self._closing or not request_done:
             # An unread body (the app answered early) would be parsed as the
             # next request: close instead of guessing where it ends.
             self._closing = True
@@ -455,13 +457,15 @@ class H1Protocol(asyncio.Protocol):
             return
         self.cycle = None
         self.task = None
-        conn.start_next_cycle()
+        parser = self.parser
+        conn.keep_alive = True
+        parser.start_next_cycle()
         if self.state.should_exit:
             self._closing = True
             transport.close()
             return
         self._set_deadline(self.config.timeout_keep_alive, _KEEP_ALIVE)
-        if conn.parser.buffered:
+        if parser.buffered:
             # A pipelined request is waiting; handle it on the next loop turn,
             # not inside the app's send() that ended this one.
             self.loop.call_soon(self._process_pipelined)
@@ -538,7 +542,7 @@ class H1Protocol(asyncio.Protocol):
             self._timer = self.loop.call_at(deadline, self._on_timer)
             return
         self._deadline = None
-        if self._deadline_kind == _HEAD_TIMEOUT and self.conn.parser.in_partial_head:
+        if self._deadline_kind == _HEAD_TIMEOUT and self.parser.in_partial_head:
             self._reject(408, "Timed out reading the request head")
         elif self.cycle is None and self.transport is not None:
             self._closing = True
@@ -546,7 +550,7 @@ class H1Protocol(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else after the response in flight."""
-        self.conn.keep_alive = False
+        self.conn.closing = True
         if self.cycle is None and self.transport is not None:
             self._closing = True
             self.transport.close()

@@ -60,35 +60,36 @@ class H1Connection:
     """Server side of one HTTP/1.x connection; one request/response at a time."""
 
     __slots__ = (
-        "_head_only",
         "_http10",
         "_mode",
         "_trailers",
+        "closing",
         "keep_alive",
         "parser",
-        "request",
     )
 
     def __init__(self, parser: RequestParser) -> None:
         self.parser = parser
-        self.request: Request | None = None
+        #: The keep-alive decision for the current response, made by
+        #: `response_head`; `closing` (a server shutting down) forces it off.
         self.keep_alive = True
-        self._head_only = False
+        self.closing = False
         self._http10 = False
         self._mode = _MODE_NONE
         self._trailers = False
 
+    # The connection layer may feed and pull from ``parser`` directly (one
+    # call fewer per request); these are the same, for symmetry.
     def receive_data(self, data: bytes) -> None:
         self.parser.receive_data(data)
 
     def next_event(self) -> Event:
-        event = self.parser.next_event()
-        if type(event) is Request:
-            self.request = event
-            self.keep_alive = event.keep_alive
-            self._head_only = event.method == b"HEAD"
-            self._http10 = event.http_version == "1.0"
-        return event
+        return self.parser.next_event()
+
+    @property
+    def request(self) -> Request | None:
+        """The request being answered (the parser's latest head)."""
+        return self.parser.request
 
     def response_head(
         self,
@@ -106,9 +107,15 @@ class H1Connection:
         framing is decided here, from ``content_length`` (the app's declared
         length, or None) and whether ``body`` is all there is (``end``).
         """
-        parts = [status_line(status)]
+        request = self.parser.request
+        if request is None:
+            raise RuntimeError("response_head() before a request")
+        http10 = self._http10 = request.http_version == "1.0"
+        head_only = request.method == b"HEAD"
+        line = STATUS_LINES.get(status)
+        parts = [line if line is not None else status_line(status)]
         no_body = status < 200 or status == 204 or status == 304
-        keep_alive = self.keep_alive
+        keep_alive = request.keep_alive and not self.closing
         for name, value in headers:
             if name == b"transfer-encoding":
                 continue
@@ -120,7 +127,7 @@ class H1Connection:
                 continue
             parts.append(name + b": " + value + b"\r\n")
 
-        trailers = trailers and not self._http10 and bool(self.request and self.request.te_trailers)
+        trailers = trailers and not http10 and request.te_trailers
         self._trailers = trailers
         if no_body:
             # RFC 9110 8.6: a 304 may state the length of what it stands for;
@@ -137,10 +144,10 @@ class H1Connection:
             parts.append(b"content-length: %d\r\n" % content_length)
             mode = _MODE_LENGTH
         elif end:
-            if body or not self._head_only:
+            if body or not head_only:
                 parts.append(b"content-length: %d\r\n" % len(body))
             mode = _MODE_LENGTH
-        elif not self._http10:
+        elif not http10:
             parts.append(b"transfer-encoding: chunked\r\n")
             mode = _MODE_CHUNKED
         else:
@@ -149,12 +156,12 @@ class H1Connection:
 
         if not keep_alive:
             parts.append(b"connection: close\r\n")
-        elif self._http10:
+        elif http10:
             parts.append(b"connection: keep-alive\r\n")
         self.keep_alive = keep_alive
         parts.append(default_block)
         parts.append(b"\r\n")
-        if self._head_only or mode == _MODE_NONE:
+        if head_only or mode == _MODE_NONE:
             self._mode = _MODE_NONE
             return b"".join(parts)
         self._mode = mode
@@ -195,10 +202,11 @@ class H1Connection:
 
     def informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
         """A 1xx interim response (103 Early Hints); HTTP/1.0 clients get none."""
-        if self._http10:
+        request = self.parser.request
+        if request is None or request.http_version == "1.0":
             return b""
         return status_line(status) + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n"
 
     def start_next_cycle(self) -> None:
-        self.request = None
+        self.keep_alive = True
         self.parser.start_next_cycle()

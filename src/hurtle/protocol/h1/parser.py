@@ -73,6 +73,7 @@ class RequestParser:
         "max_fields",
         "max_head",
         "max_line",
+        "request",
     )
 
     def __init__(
@@ -98,6 +99,8 @@ class RequestParser:
         self._body_total = 0
         self._chunk_ext_total = 0
         self._empty_lines = 0
+        #: The latest request head, the one being answered while paused.
+        self.request: Request | None = None
 
     # -- feeding -------------------------------------------------------------
 
@@ -163,6 +166,7 @@ class RequestParser:
         if self._state != _DONE:
             raise RuntimeError("start_next_cycle() before the request was complete")
         self._state = _HEAD
+        self.request = None
 
     # -- events --------------------------------------------------------------
 
@@ -237,7 +241,7 @@ class RequestParser:
         self._empty_lines = 0
 
         headers = [(name.lower(), value) for name, value in fields]
-        request = self._interpret(method, target, http_version, headers)
+        request = self.request = self._interpret(method, target, http_version, headers)
         if request.chunked:
             self._state = _CHUNK_SIZE
             self._body_total = 0
