@@ -9,7 +9,6 @@ out at or before the last byte of the bad input: the parser never waits at
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -942,28 +941,29 @@ def test_second_request_rejected_after_a_good_one() -> None:
 # parsing takes a small fraction of these bounds even on a loaded machine.
 
 
-def _best_of(limit: float, fn: Callable[[], object], runs: int = 2) -> float:
-    """The best time of up to `runs` runs; stops at a run under `limit` or far over it."""
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-        if best < limit or best > 3 * limit:
-            break
-    return best
+# Linear time is asserted through the mechanism that gives it, not a stopwatch
+# (timed tests flake on a loaded machine): events consume the buffer by moving
+# an offset, and a partial head is never rescanned from its start.
 
 
 def test_many_tiny_chunks_in_one_read_parse_in_linear_time() -> None:
     count = 80_000
     data = CHUNKED + b"1\r\nx\r\n" * count + b"0\r\n\r\n"
-
-    def run() -> None:
-        events = feed_whole(data, max_body=None)
-        assert body_of(events) == b"x" * count
-
-    elapsed = _best_of(1.2, run)
-    assert elapsed < 1.2, f"{count} one-byte chunks ({len(data)} bytes) took {elapsed:.2f} s"
+    parser = RequestParser(max_body=None)
+    parser.receive_data(data)
+    assert isinstance(parser.next_event(), Request)
+    buffer = parser._buf
+    body = []
+    while True:
+        event = parser.next_event()
+        # The same buffer object throughout: no copy of the rest per chunk,
+        # which is what made 80 000 chunks in one read take seconds.
+        assert parser._buf is buffer
+        if isinstance(event, EndOfMessage):
+            break
+        assert isinstance(event, Data)
+        body.append(event.data)
+    assert b"".join(body) == b"x" * count
 
 
 def test_head_arriving_byte_by_byte_parses_in_linear_time() -> None:
@@ -973,16 +973,17 @@ def test_head_arriving_byte_by_byte_parses_in_linear_time() -> None:
         + b"\r\n"
     )
     assert 55_000 < len(head) < 65_536
-
-    def run() -> None:
-        parser = RequestParser()
-        for i in range(len(head) - 1):
-            parser.receive_data(head[i : i + 1])
-            assert parser.next_event() is NEED_DATA
-        parser.receive_data(head[-1:])
-        assert isinstance(parser.next_event(), Request)
-
-    # Copying the buffer on each feed is quadratic but cheap (memcpy); a full
-    # rescan per byte is what makes this take many seconds.
-    elapsed = _best_of(2.5, run, runs=1)
-    assert elapsed < 2.5, f"a {len(head)}-byte head fed byte by byte took {elapsed:.2f} s"
+    parser = RequestParser()
+    for i in range(len(head) - 1):
+        parser.receive_data(head[i : i + 1])
+        assert parser.next_event() is NEED_DATA
+        # Appending is amortised (a bytearray, not a new bytes per byte) and
+        # everything fed so far is marked as checked: the next feed looks at
+        # the new byte only, instead of rescanning the whole head.
+        assert parser._scan == len(parser._buf) == i + 1
+        if i:
+            assert isinstance(parser._buf, bytearray)
+    parser.receive_data(head[-1:])
+    request = parser.next_event()
+    assert isinstance(request, Request)
+    assert len(request.headers) == 96
