@@ -375,3 +375,14 @@ def test_window_bits_are_honoured() -> None:
     inflater = zlib.decompressobj(wbits=-9)
     start = 4 if out[1] == 126 else 2
     assert inflater.decompress(out[start:] + b"\x00\x00\xff\xff") == payload
+
+
+def test_events_compare_and_print() -> None:
+    def make() -> list[Event]:
+        return [Message("a"), Ping(b"p"), Pong(b"q"), CloseReceived(1000, "r"), Failure(1002, "s")]
+
+    for event, same in zip(make(), make()):
+        assert event == same and hash(event) == hash(same)
+        assert type(event).__name__ in repr(event)
+    assert Message("a") != Message(b"a")
+    assert Ping(b"p") != Pong(b"p")

@@ -254,16 +254,8 @@ class WSConnection:
     def _on_frame(self, b0: int, payload: bytes, events: list[Event]) -> None:
         opcode = b0 & 0x0F
         if opcode == OP_TEXT or opcode == OP_BINARY:
-            if b0 & FIN and not b0 & RSV1:
-                # The common case, a whole message in one frame: no reassembly.
-                if opcode == OP_TEXT:
-                    try:
-                        events.append(Message(payload.decode("utf-8")))
-                    except UnicodeDecodeError:
-                        raise FrameError(CLOSE_INVALID_DATA, "Invalid UTF-8 in text") from None
-                else:
-                    events.append(Message(payload))
-                return
+            # The first frame of a fragmented or compressed message (a whole
+            # uncompressed one never gets here: receive_data handles it inline).
             self._fragmented = True
             self._msg_text = opcode == OP_TEXT
             self._compressed = bool(b0 & RSV1)
