@@ -381,7 +381,7 @@ def test_events_compare_and_print() -> None:
     def make() -> list[Event]:
         return [Message("a"), Ping(b"p"), Pong(b"q"), CloseReceived(1000, "r"), Failure(1002, "s")]
 
-    for event, same in zip(make(), make()):
+    for event, same in zip(make(), make(), strict=True):
         assert event == same and hash(event) == hash(same)
         assert type(event).__name__ in repr(event)
     assert Message("a") != Message(b"a")
