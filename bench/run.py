@@ -32,6 +32,7 @@ import atexit
 import contextlib
 import datetime as _dt
 import http.client
+import io
 import json
 import os
 import platform
@@ -43,6 +44,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +57,9 @@ VPY = VENV / "bin" / "python"
 LOGS = BENCH / "logs"
 RESULTS = BENCH / "results"
 README = BENCH / "README.md"
+WS_CLIENT = BENCH / "ws_client.py"
+# where hurtle's servers import hurtle from: the checkout's src/, or a snapshot of it
+HURTLE_SRC = REPO / "src"  # raw WebSocket load generator for the ws scenario
 
 sys.path.insert(0, str(BENCH))
 import apps  # noqa: E402  (stdlib only; used for the expected answers)
@@ -103,6 +108,7 @@ class ServerSpec:
     title: str
     argv: Callable[[str, int], list[str]]  # (app name, port) -> command
     hurtle: bool = False  # run with this repository's src/ first on PYTHONPATH
+    src: Path | None = None  # for hurtle@REF: the extracted src/ of that commit
     h2c: bool = False  # serves HTTP/2 over cleartext with prior knowledge (h2load)
     ws: bool = True
 
@@ -322,9 +328,16 @@ SCENARIOS: dict[str, Scenario] = {
             extra=("-m", "10"),
             default=False,
         ),
-        # WebSocket echo: needs a minimal raw client (the `websockets` library saturates its
-        # own core near 38k msg/s, see PERF-NOTES); implement run_ws() below.
-        Scenario("ws", "ws_echo", "WebSocket echo of small messages", kind="ws", default=False),
+        # WebSocket echo: load from ws_client.py (raw frames; the `websockets` library
+        # saturates its own core near 38k msg/s, see PERF-NOTES); req/s = echoed messages/s.
+        Scenario(
+            "ws",
+            "ws_echo",
+            "WebSocket echo of 32-byte binary messages, one in flight per connection",
+            kind="ws",
+            extra=("--size", "32"),
+            default=False,
+        ),
     ]
 }
 
@@ -370,10 +383,18 @@ def ensure_venv(upgrade: bool = False) -> None:
         cmd = [str(VPY), "-m", "pip", "install", "-q", *(["-U"] if upgrade else []), *PEER_PACKAGES]
         subprocess.run(cmd, check=True)
     probe = run_quiet([str(VPY), "-c", "import hurtle, sys; sys.stdout.write(hurtle.__file__)"])
-    if probe.returncode != 0 or not probe.stdout.startswith(str(REPO)):
+    # reinstall when hurtle is missing, installed from elsewhere, or its pyproject changed
+    stamp = VENV / ".hurtle-pyproject"
+    pyproject = (
+        (REPO / "pyproject.toml").read_bytes() if (REPO / "pyproject.toml").exists() else b""
+    )
+    stale = not stamp.exists() or stamp.read_bytes() != pyproject
+    if probe.returncode != 0 or not probe.stdout.startswith(str(REPO)) or stale:
         log(f"setup: pip install -e {REPO}[standard] into the venv")
         done = run_quiet([str(VPY), "-m", "pip", "install", "-q", "-e", f"{REPO}[standard]"])
-        if done.returncode != 0:
+        if done.returncode == 0:
+            stamp.write_bytes(pyproject)
+        else:
             # Not fatal: hurtle's servers run with the repository's src/ on PYTHONPATH anyway.
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
             log(
@@ -416,11 +437,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_env(hurtle: bool) -> dict[str, str]:
+def server_env(hurtle: bool, src: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     paths = [str(BENCH)]
     if hurtle:
-        paths.insert(0, str(REPO / "src"))
+        paths.insert(0, str(src or HURTLE_SRC))
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -428,6 +449,51 @@ def server_env(hurtle: bool) -> dict[str, str]:
     for key in ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONTRACEMALLOC", "VIRTUAL_ENV"):
         env.pop(key, None)
     return env
+
+
+def snapshot_hurtle() -> Path:
+    """Copy src/hurtle so the whole run measures one version of it.
+
+    Others may edit the working tree while a run goes on; without a snapshot a
+    half-saved file would show up as a start failure or a hang in some scenarios.
+    """
+    global HURTLE_SRC
+    dest = LOGS / "hurtle-snapshot"
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(
+        REPO / "src" / "hurtle",
+        dest / "hurtle",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    HURTLE_SRC = dest
+    return dest
+
+
+def add_baseline(ref: str) -> str:
+    """Register server ``hurtle@REF``: hurtle on uvloop from ``git archive REF src/hurtle``."""
+    commit = run_quiet(["git", "-C", str(REPO), "rev-parse", "--short", ref]).stdout.strip()
+    if not commit:
+        raise SystemExit(f"--baseline: {ref!r} is not a commit of {REPO}")
+    dest = LOGS / f"hurtle-{commit}"
+    if not (dest / "src" / "hurtle").is_dir():
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", commit, "src/hurtle"],
+            capture_output=True,
+            check=True,
+        )
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.10.12
+                tar.extractall(dest, filter="data")
+            else:
+                tar.extractall(dest)  # our own repository's archive
+    name = f"hurtle@{ref}"
+    base = SERVERS["hurtle"]
+    SERVERS[name] = ServerSpec(
+        name, f"hurtle at {ref} ({commit}) on uvloop", base.argv, hurtle=True, src=dest / "src"
+    )
+    return name
 
 
 def pin(cpu: str | None) -> list[str]:
@@ -575,15 +641,19 @@ class RunningServer:
         LOGS.mkdir(exist_ok=True)
         self.log_path = LOGS / f"{scenario.name}-{spec.name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            self.cmd,
-            cwd=BENCH,
-            env=server_env(spec.hurtle),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                cwd=BENCH,
+                env=server_env(spec.hurtle, spec.src),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._log.close()
+            raise ServerError(f"could not be started: {exc}") from exc
         self.pgid = self.proc.pid  # leader of its own session and group
         RUNNING.append(self)
 
@@ -652,8 +722,6 @@ class RunningServer:
         return rss_kib(self.pgid)
 
     def stop(self) -> None:
-        if self in RUNNING:
-            RUNNING.remove(self)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pgid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
@@ -678,6 +746,8 @@ class RunningServer:
                 break
             time.sleep(0.05)
         self._log.close()
+        if self in RUNNING:  # only once it is gone: a stop cut short is retried at exit
+            RUNNING.remove(self)
 
 
 def stop_all() -> None:
@@ -790,6 +860,24 @@ def parse_h2load(out: str) -> Run:
     return run
 
 
+def parse_ws_client(out: str) -> Run:
+    """ws_client.py prints one JSON line: messages, seconds, rate, errors, ..."""
+    run = Run()
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                break
+            run.rps = float(data.get("rate", 0.0))
+            run.requests = int(data.get("messages", 0))
+            run.seconds = float(data.get("seconds", 0.0))
+            run.socket_errors = {"ws errors": int(data.get("errors", 0))}
+            return run
+    run.error = "no result line from ws_client.py"
+    return run
+
+
 @dataclass
 class LoadCommand:
     argv: list[str]
@@ -828,9 +916,16 @@ def load_command(
             url,
         ]
         return LoadCommand(argv, parse_h2load, duration + 30)
+    if scenario.kind == "ws" and WS_CLIENT.exists():
+        argv = [
+            *pin(cpu), str(VPY), str(WS_CLIENT), "--host", HOST, "--port", str(port),
+            "--connections", str(conns), "--duration", str(duration), "--warmup", "0",
+            *scenario.extra,
+        ]  # fmt: skip
+        return LoadCommand(argv, parse_ws_client, duration + 30)
     raise NotImplementedError(
-        f"scenario {scenario.name!r} ({scenario.kind}) has no load generator yet: WebSocket "
-        "echo needs a minimal raw client (see bench/README.md, 'Adding scenarios')"
+        f"scenario {scenario.name!r} ({scenario.kind}) has no load generator yet"
+        + (f" ({WS_CLIENT.name} is missing)" if scenario.kind == "ws" else "")
     )
 
 
@@ -914,6 +1009,8 @@ class Options:
     client_cpu: str | None
     quick: bool
     retry_noisy: int = 0
+    hurtle_commit: str = ""  # git state of src/ when the run started
+    hurtle_dirty: bool = False
 
 
 def measure_scenario(
@@ -934,7 +1031,12 @@ def measure_scenario(
             if scenario.kind == "ws" and not spec.ws:
                 cells[name].error = "no WebSocket support (skipped)"
                 continue
-            server = RunningServer(spec, scenario, opts.server_cpu)
+            try:
+                server = RunningServer(spec, scenario, opts.server_cpu)
+            except ServerError as exc:
+                cells[name].error = str(exc)
+                log(f"  {name}: FAILED TO START: {exc}")
+                continue
             try:
                 server.wait_ready()
             except ServerError as exc:
@@ -1196,8 +1298,7 @@ def machine_description(opts: Options) -> list[str]:
     wrk_v = (wrk.stdout + wrk.stderr).strip().splitlines()[0] if wrk.stdout + wrk.stderr else "?"
     h2 = shutil.which("h2load")
     h2_v = run_quiet(["h2load", "--version"]).stdout.strip() if h2 else "not installed"
-    commit = run_quiet(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).stdout.strip()
-    dirty = run_quiet(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"]).stdout
+    commit, dirty = opts.hurtle_commit, opts.hurtle_dirty
     pin_s = (
         f"server pinned to CPU {opts.server_cpu}, load generator to CPU {opts.client_cpu}"
         if opts.server_cpu is not None
@@ -1207,7 +1308,8 @@ def machine_description(opts: Options) -> list[str]:
         f"- machine: {cpu}, {os.cpu_count()} CPUs{mem}; {pin_s}",
         f"- kernel: {platform.system()} {platform.release()}; Python {vpy} (servers), "
         f"{platform.python_version()} (runner)",
-        f"- hurtle: commit {commit}{' + uncommitted changes in src/' if dirty else ''}",
+        f"- hurtle: commit {commit}{' + uncommitted changes in src/' if dirty else ''}"
+        + (", copied at the start of the run" if HURTLE_SRC != REPO / "src" else ""),
         "- packages: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         f"- load generators: {wrk_v}; {h2_v}",
         f"- method: {opts.runs} runs x {opts.duration:g} s per server and scenario after a "
@@ -1328,7 +1430,11 @@ def profile(
         subprocess.run([str(VPY), "-m", "pip", "install", "-q", "py-spy"], check=True)
     spec = SERVERS[server_name]
     for scenario in scenarios:
-        server = RunningServer(spec, scenario, opts.server_cpu)
+        try:
+            server = RunningServer(spec, scenario, opts.server_cpu)
+        except ServerError as exc:
+            log(f"profile: {server_name}: {exc}")
+            continue
         try:
             server.wait_ready()
             cmd = load_command(
@@ -1511,7 +1617,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def pick(value: str | None, known: dict, default: list[str], what: str) -> list[str]:
     if not value:
-        return default
+        return list(default)
     names = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -1534,6 +1640,12 @@ def main(argv: list[str] | None = None) -> int:
     default_servers = QUICK_SERVERS if args.quick else list(SERVERS)
     default_scen = [s.name for s in SCENARIOS.values() if (s.quick if args.quick else s.default)]
     servers = pick(args.servers, SERVERS, default_servers, "servers")
+    if args.baseline:
+        LOGS.mkdir(exist_ok=True)
+        name = add_baseline(args.baseline)
+        if name not in servers:
+            at = servers.index("hurtle") + 1 if "hurtle" in servers else 0
+            servers.insert(at, name)
     scenario_names = pick(args.scenarios, SCENARIOS, default_scen, "scenarios")
     cpus = os.cpu_count() or 1
     opts = Options(
@@ -1560,6 +1672,16 @@ def main(argv: list[str] | None = None) -> int:
     elif not VPY.exists():
         raise SystemExit(f"{VENV} does not exist; run without --skip-setup once")
 
+    opts.hurtle_commit = run_quiet(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]
+    ).stdout.strip()
+    opts.hurtle_dirty = bool(
+        run_quiet(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"]).stdout.strip()
+    )
+    if not args.no_snapshot and (REPO / "src" / "hurtle").is_dir():
+        LOGS.mkdir(exist_ok=True)
+        where = snapshot_hurtle().relative_to(REPO)
+        log(f"bench: hurtle runs from a copy of src/hurtle taken now: {where}")
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, _on_signal)
     for sig in (signal.SIGINT, signal.SIGHUP):  # keep what nohup / a background shell set
@@ -1609,13 +1731,7 @@ def main(argv: list[str] | None = None) -> int:
         text = text.replace("\n", " — INTERRUPTED, partial results\n", 1)
     print(text)
     if not args.no_save:
-        label = args.label or (
-            (
-                run_quiet(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).stdout.strip()
-                or "run"
-            )
-            + ("-quick" if args.quick else "")
-        )
+        label = args.label or (opts.hurtle_commit or "run") + ("-quick" if args.quick else "")
         path = save(text, label)
         log(f"saved {path.relative_to(REPO)}")
         full = (
