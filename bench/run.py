@@ -1591,6 +1591,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "every default server and scenario)",
     )
     p.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run hurtle (uvloop) as committed at REF (e.g. HEAD, HEAD~3, a hash), as "
+        "server hurtle@REF, to compare a change with its base in the same run",
+    )
+    p.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="run hurtle from the live src/ instead of a copy taken at the start",
+    )
+    p.add_argument(
         "--skip-setup", action="store_true", help="do not check/install the venv and tools"
     )
     p.add_argument("--upgrade-peers", action="store_true", help="pip install -U the peers")
