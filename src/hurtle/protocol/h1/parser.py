@@ -230,9 +230,9 @@ class RequestParser:
         if line_end == end:
             fields = []
         else:
-            if abnf.HEADER_BLOCK.fullmatch(buf, line_end + 2, block_end) is None:
+            fields = abnf.FIELD_LINE.findall(buf, line_end + 2, block_end)
+            if len(fields) != buf.count(b"\n", line_end + 2, block_end):
                 raise BadRequest("Invalid header line")
-            fields = abnf.HEADER_FIELD.findall(buf, line_end + 2, block_end)
             if len(fields) > self.max_fields:
                 raise HeaderFieldsTooLarge("Too many header fields")
         self._pos = end + 4
