@@ -1330,6 +1330,9 @@ def display(argv: list[str]) -> str:
     return text.replace(str(BENCH) + "/", "").replace(str(REPO) + "/", "")
 
 
+_PORT_MARK = 65432  # stands for the port in the commands shown
+
+
 def commands_section(opts: Options, scenarios: list[Scenario]) -> str:
     lines = [
         "All commands run from `bench/` (`.venv-peers` is `bench/.venv-peers`); PORT is a "
@@ -1341,9 +1344,11 @@ def commands_section(opts: Options, scenarios: list[Scenario]) -> str:
     ]
     for name in opts.servers:
         spec = SERVERS[name]
-        cmd = display(pin(opts.server_cpu) + spec.argv("APP", 0))
-        cmd = re.sub(r"(?<=[ :])0(?=\s|$)", "PORT", cmd)
-        env = " (PYTHONPATH=../src:.)" if spec.hurtle else " (PYTHONPATH=.)"
+        cmd = display(pin(opts.server_cpu) + spec.argv("APP", _PORT_MARK))
+        cmd = re.sub(rf"(?<=[ :]){_PORT_MARK}(?=\s|$)", "PORT", cmd)
+        src = spec.src or HURTLE_SRC
+        where = os.path.relpath(src, BENCH) if spec.hurtle else ""
+        env = f" (PYTHONPATH={where}:.)" if spec.hurtle else " (PYTHONPATH=.)"
         lines.append(f"# {name}{env}")
         lines.append(cmd)
     lines += ["```", "", "Load per scenario:", "", "```"]
@@ -1353,6 +1358,7 @@ def commands_section(opts: Options, scenarios: list[Scenario]) -> str:
         except NotImplementedError:
             continue
         text = display(cmd.argv).replace(f"{HOST}:0/", f"{HOST}:PORT/")
+        text = re.sub(r"(?<=--port )0(?=\s|$)", "PORT", text)
         lines.append(f"# {scenario.name} (APP={scenario.app})")
         lines.append(text)
     lines.append("```")
