@@ -240,18 +240,7 @@ class RequestParser:
         self._line_checked = False
         self._empty_lines = 0
 
-        headers = [(name.lower(), value) for name, value in fields]
-        request = self.request = self._interpret(method, target, http_version, headers)
-        if request.chunked:
-            self._state = _CHUNK_SIZE
-            self._body_total = 0
-            self._chunk_ext_total = 0
-        elif request.content_length:
-            self._state = _BODY
-            self._remaining = request.content_length
-        else:
-            self._state = _BODY
-            self._remaining = 0
+        request = self.request = self._interpret(method, target, http_version, fields)
         return request
 
     def _check_new_bytes(self, buf: bytes | bytearray, pos: int, what: str) -> int:
@@ -288,8 +277,9 @@ class RequestParser:
         return NEED_DATA
 
     def _interpret(
-        self, method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]]
+        self, method: bytes, target: bytes, http_version: str, fields: list[tuple[bytes, bytes]]
     ) -> Request:
+        """The request of a validated head; sets up reading its body."""
         host_count = 0
         content_length: int | None = None
         transfer_encoding: bytes | None = None
@@ -300,7 +290,13 @@ class RequestParser:
         upgrade: bytes | None = None
         connection_upgrade = False
 
-        for name, value in headers:
+        # Names are lowercased in the same loop that looks for the framing
+        # headers (one pass over the fields, not a list comprehension first).
+        headers: list[tuple[bytes, bytes]] = []
+        append = headers.append
+        for name, value in fields:
+            name = name.lower()
+            append((name, value))
             if name not in _SPECIAL_HEADERS:
                 continue
             if name == b"host":
@@ -368,9 +364,19 @@ class RequestParser:
         ):
             raise ContentTooLarge("Request body too large")
 
-        path, query = self._split_target(method, target)
+        if target[0] == 0x2F and method != b"CONNECT":  # origin-form, the common case
+            path, _, query = target.partition(b"?")
+        else:
+            path, query = self._split_target(method, target)
         if not connection_upgrade:
             upgrade = None
+        if chunked:
+            self._state = _CHUNK_SIZE
+            self._body_total = 0
+            self._chunk_ext_total = 0
+        else:
+            self._state = _BODY
+            self._remaining = content_length or 0
         return Request(
             method,
             target,
