@@ -1,4 +1,13 @@
-"""The asyncio side of a WebSocket connection, after the HTTP/1.1 upgrade.
+"""The asyncio side of a WebSocket connection, over HTTP/1.1 or an HTTP/2 stream.
+
+`WebSocketSession` is everything that does not depend on what carries the
+bytes: it is the cycle's `WebSocketWriter`, feeds the sans-IO `WSConnection`,
+owns the ping, pong and close timers and the read/write flow control. It
+writes to a `ByteSink` (write, pause/resume reading, close, abort): the TCP
+transport itself after an HTTP/1.1 upgrade (`WSProtocol`), or one HTTP/2
+stream's DATA frames for RFC 8441 (`hurtle.io.h2`). Only the handshake's HTTP
+side (the ``101`` or ``:status 200`` head, the denial response) differs, and
+each subclass writes it.
 
 `websocket_upgrade` is called by `H1Protocol` for a request that carries
 ``Connection: upgrade``. It checks the handshake (answering 400 or 426 and
@@ -6,25 +15,26 @@ closing when it is broken) and hands the transport to a `WSProtocol`, with the
 bytes the HTTP parser had already buffered past the request head: nothing is
 re-parsed or re-serialized.
 
-`WSProtocol` is the cycle's `WebSocketWriter`. It runs the app at once; the
-``101`` goes out when the app accepts, and only then are client frames read
-(RFC 6455 section 4.2.2: no frame before the handshake completes).
+The app runs at once; the handshake response goes out when the app accepts,
+and only then are client frames read (RFC 6455 section 4.2.2: no frame before
+the handshake completes).
 
 - Flow control: reading pauses while the app has ``ws_max_queue`` unread
-  messages; ``send()`` waits while the transport is paused for writing.
+  messages; ``send()`` waits while the sink is paused for writing.
 - Timers, per connection: a ping every ``ws_ping_interval`` seconds, failing
   the connection with 1011 when no pong comes within ``ws_ping_timeout``; and
-  a close timeout that drops the TCP connection when the peer does not finish
+  a close timeout that drops the connection when the peer does not finish
   the closing handshake.
-- Closing: the server closes TCP once close frames went both ways (section
-  7.1.1), at once after a protocol failure (section 7.1.7).
+- Closing: the server closes the sink once close frames went both ways
+  (section 7.1.1), at once after a protocol failure (section 7.1.7).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from hurtle.asgi.websocket import CLOSE_ABNORMAL, WebSocketCycle, websocket_scope
 from hurtle.protocol.h1 import error_response
@@ -53,8 +63,8 @@ logger = logging.getLogger("hurtle.error")
 access_logger = logging.getLogger("hurtle.access")
 
 # How long the peer has to answer our close frame (or to read what is still
-# buffered for it) before the TCP connection is dropped. The RFC sets no
-# figure; 10 s is what the `websockets` library uses.
+# buffered for it) before the connection is dropped. The RFC sets no figure;
+# 10 s is what the `websockets` library uses.
 CLOSE_TIMEOUT = 10.0
 # Bytes a client may send before the handshake completes (it should send
 # none) before reading pauses until the app accepts.
@@ -69,15 +79,53 @@ _INTERNAL_ERROR = 1011
 _ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
 
 
+class ByteSink(Protocol):
+    """Where a session's frames go; an asyncio transport is one as it is.
+
+    ``close`` ends the byte stream once what was written has left (TCP FIN,
+    or END_STREAM); ``abort`` drops it now (TCP RST, or RST_STREAM). The sink
+    tells the session ``pause_writing``/``resume_writing`` and
+    ``connection_lost`` as an asyncio transport tells its protocol.
+    """
+
+    def write(self, data: bytes) -> None: ...
+
+    def writelines(self, list_of_data: Iterable[bytes]) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def over_concurrency_limit(limit: int, state: ServerState) -> bool:
+    """``--limit-concurrency``: whether one more WebSocket (or HTTP/2 stream) is too many.
+
+    The rule `H1Protocol._on_request` applies to each request; a WebSocket
+    over the limit is declined as an upgrade and that path answers 503.
+    """
+    return len(state.connections) > limit or len(state.tasks) >= limit
+
+
 def websocket_upgrade(h1: H1Protocol, request: Request) -> bool:
     """Take over a connection whose request asked for an upgrade; False to serve it as HTTP.
 
     True means the connection is no longer the HTTP protocol's: either a
     `WSProtocol` owns it, or a handshake error was answered and it closes.
+    False also when ``--limit-concurrency`` is reached: the HTTP path then
+    answers 503 by its own rule.
     """
     config = h1.config
     upgrade = request.upgrade
     if config.ws == "none" or upgrade is None or not is_websocket_upgrade(upgrade):
+        return False
+    limit = config.limit_concurrency
+    if limit is not None and over_concurrency_limit(limit, h1.state):
         return False
     transport = h1.transport
     assert transport is not None
@@ -121,8 +169,12 @@ def websocket_upgrade(h1: H1Protocol, request: Request) -> bool:
     return True
 
 
-class WSProtocol(asyncio.Protocol):
-    """One WebSocket connection, from the upgrade request to the closed socket."""
+class WebSocketSession:
+    """One WebSocket connection on a `ByteSink`, from the handshake to the closed sink.
+
+    Subclasses write the handshake's HTTP side: `_write_accept`,
+    `write_response_head` and `write_response_body`.
+    """
 
     __slots__ = (
         "_close_timer",
@@ -140,11 +192,10 @@ class WSProtocol(asyncio.Protocol):
         "config",
         "conn",
         "cycle",
-        "h1",
         "loop",
+        "sink",
         "state",
         "task",
-        "transport",
         "write_paused",
     )
 
@@ -153,15 +204,13 @@ class WSProtocol(asyncio.Protocol):
         config: Config,
         app: Any,
         state: ServerState,
-        h1: H1Connection,
-        transport: asyncio.Transport,
+        sink: ByteSink,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.config = config
         self.app = app
         self.state = state
-        self.h1 = h1
-        self.transport = transport
+        self.sink = sink
         self.loop = loop
         self.conn: WSConnection | None = None
         self.cycle: WebSocketCycle | None = None
@@ -180,28 +229,24 @@ class WSProtocol(asyncio.Protocol):
         self._ping_payload = b""
         self._ping_count = 0
 
-    def start(self, scope: dict[str, Any], handshake: UpgradeRequest, trailing: bytes) -> None:
-        """Take the transport over and start the app with ``websocket.connect`` waiting."""
+    def _start_app(
+        self, scope: dict[str, Any], handshake: UpgradeRequest, trailing: bytes
+    ) -> asyncio.Task[None]:
+        """Start the app with ``websocket.connect`` waiting; bytes so far wait for accept."""
         self._handshake = handshake
         if trailing:
             self._pending.append(trailing)
             self._pending_size = len(trailing)
-        self.transport.set_protocol(self)
-        self.state.connections.add(self)
         self.cycle = cycle = WebSocketCycle(scope, self, self.config.ws_max_queue)
         task = self.loop.create_task(cycle.run(self.app))
         self.task = task
         self.state.tasks.add(task)
         task.add_done_callback(self.state.tasks.discard)
+        return task
 
-    # -- asyncio.Protocol ----------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Never called: the transport is handed over by `start`, already connected.
-        self.transport = cast("asyncio.Transport", transport)
+    # -- from the sink, named as asyncio.Protocol names them ------------------------
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.state.connections.discard(self)
         self._cancel_timers()
         if self._close_timer is not None:
             self._close_timer.cancel()
@@ -213,11 +258,6 @@ class WSProtocol(asyncio.Protocol):
         self._write_waiter = None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    def eof_received(self) -> bool | None:
-        # A half-close ends the WebSocket too; the transport closes and
-        # connection_lost reports 1006 unless a close frame came first.
-        return None
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
@@ -247,7 +287,7 @@ class WSProtocol(asyncio.Protocol):
             elif kind is CloseReceived:
                 out = conn.data_to_send()
                 if out:
-                    self.transport.write(out)
+                    self.sink.write(out)
                 cycle.disconnect(event.code, event.reason)
                 # Section 7.1.1: both close frames are out; the server ends TCP.
                 self._end(True)
@@ -258,14 +298,14 @@ class WSProtocol(asyncio.Protocol):
                 )
                 out = conn.data_to_send()
                 if out:
-                    self.transport.write(out)
+                    self.sink.write(out)
                 cycle.disconnect(event.code, event.reason)
                 self._end(True)
                 return
             # Ping: the core has queued the pong; it goes out below.
         out = conn.data_to_send()
         if out:
-            self.transport.write(out)
+            self.sink.write(out)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -280,13 +320,28 @@ class WSProtocol(asyncio.Protocol):
 
     # -- WebSocketWriter, for the cycle ---------------------------------------------
 
+    def _write_accept(
+        self, handshake: UpgradeRequest, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        raise NotImplementedError
+
+    def write_response_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content_length: int | None,
+        body: bytes,
+        end: bool,
+    ) -> None:
+        raise NotImplementedError
+
+    def write_response_body(self, body: bytes, end: bool) -> None:
+        raise NotImplementedError
+
     def accept(self, subprotocol: str | None, headers: list[tuple[bytes, bytes]]) -> None:
         handshake = self._handshake
         assert handshake is not None
-        self.transport.write(
-            accept_response(handshake, subprotocol, headers, self.state.default_header_block())
-        )
-        self._log_access(101)
+        self._write_accept(handshake, subprotocol, headers)
         self.conn = conn = WSConnection(self.config.ws_max_size, handshake.deflate)
         interval = self.config.ws_ping_interval
         if interval:
@@ -309,18 +364,18 @@ class WSProtocol(asyncio.Protocol):
         assert conn is not None
         header, payload = conn.frame_message(data)
         if len(payload) < _WRITELINES_FROM:
-            self.transport.write(header + payload)
+            self.sink.write(header + payload)
         else:
             # One writev on uvloop (and on asyncio from 3.12) instead of copying
             # a large payload behind its few header bytes.
-            self.transport.writelines((header, payload))
+            self.sink.writelines((header, payload))
 
     def close(self, code: int, reason: str) -> None:
         """The app closes: send our close frame and wait (bounded) for the peer's."""
         conn = self.conn
         if conn is None or conn.state != OPEN:
             return
-        self.transport.write(conn.send_close(code, reason))
+        self.sink.write(conn.send_close(code, reason))
         self._cancel_timers()
         self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
         # The peer's close frame may sit behind messages the app will never
@@ -328,66 +383,38 @@ class WSProtocol(asyncio.Protocol):
         if self._read_paused:
             self.resume_reading()
 
-    def write_response_head(
-        self,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        content_length: int | None,
-        body: bytes,
-        end: bool,
-    ) -> None:
-        # The denial response (or 403, or 500) is plain HTTP/1.1 on the same
-        # connection: the HTTP core frames it, then the connection closes.
-        h1 = self.h1
-        h1.keep_alive = False
-        self.transport.write(
-            h1.response_head(
-                status, headers, self.state.default_header_block(), content_length, body, end
-            )
-        )
-        self._log_access(status)
-        if end:
-            self._end(False)
-
-    def write_response_body(self, body: bytes, end: bool) -> None:
-        out = self.h1.response_body(body, end)
-        if out:
-            self.transport.write(out)
-        if end:
-            self._end(False)
-
     async def wait_writable(self) -> None:
-        while self.write_paused and not self.transport.is_closing():
+        while self.write_paused and not self.sink.is_closing():
             waiter = self._write_waiter
             if waiter is None:
                 waiter = self._write_waiter = self.loop.create_future()
             await waiter
 
     def resume_reading(self) -> None:
-        if self._read_paused and not self.transport.is_closing():
+        if self._read_paused and not self.sink.is_closing():
             self._read_paused = False
-            self.transport.resume_reading()
+            self.sink.resume_reading()
 
     def abort(self) -> None:
         self._cancel_timers()
-        self.transport.abort()
+        self.sink.abort()
 
     # -- timers, closing, shutdown ----------------------------------------------------
 
     def _pause_reading(self) -> None:
-        if not self._read_paused and not self.transport.is_closing():
+        if not self._read_paused and not self.sink.is_closing():
             self._read_paused = True
-            self.transport.pause_reading()
+            self.sink.pause_reading()
 
     def _send_ping(self) -> None:
         self._ping_timer = None
         conn = self.conn
-        if conn is None or conn.state != OPEN or self.transport.is_closing():
+        if conn is None or conn.state != OPEN or self.sink.is_closing():
             return
         # A counter tells an answer to this ping from a stale or unsolicited pong.
         self._ping_count += 1
         self._ping_payload = payload = self._ping_count.to_bytes(4, "big")
-        self.transport.write(conn.send_ping(payload))
+        self.sink.write(conn.send_ping(payload))
         timeout = self.config.ws_ping_timeout
         if timeout and self._pong_timer is None:
             self._pong_timer = self.loop.call_later(timeout, self._ping_timed_out)
@@ -409,7 +436,7 @@ class WSProtocol(asyncio.Protocol):
         if cycle is not None:
             cycle.disconnect(code, reason)
         if conn is not None and conn.state == OPEN:
-            self.transport.write(conn.send_close(code, reason))
+            self.sink.write(conn.send_close(code, reason))
             if wait:
                 self._cancel_timers()
                 self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
@@ -420,7 +447,7 @@ class WSProtocol(asyncio.Protocol):
 
     def _close_timed_out(self) -> None:
         self._close_timer = None
-        self.transport.abort()
+        self.sink.abort()
 
     def _cancel_timers(self) -> None:
         if self._ping_timer is not None:
@@ -431,9 +458,9 @@ class WSProtocol(asyncio.Protocol):
             self._pong_timer = None
 
     def _end(self, websocket: bool) -> None:
-        """Close TCP once the buffered bytes are out, or drop it when they never leave."""
+        """Close the sink once the buffered bytes are out, or drop it when they never leave."""
         self._cancel_timers()
-        self.transport.close()
+        self.sink.close()
         if self._close_timer is None and websocket:
             self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
 
@@ -468,5 +495,87 @@ class WSProtocol(asyncio.Protocol):
         query = scope["query_string"]
         full_path = path + "?" + query.decode("latin-1") if query else path
         access_logger.info(
-            '%s - "WebSocket %s" %d', client_addr, full_path.translate(_ESCAPES), status
+            '%s - "WebSocket %s HTTP/%s" %d',
+            client_addr,
+            full_path.translate(_ESCAPES),
+            scope["http_version"],
+            status,
         )
+
+
+class WSProtocol(WebSocketSession, asyncio.Protocol):
+    """A WebSocket after the HTTP/1.1 upgrade: the transport is the session's sink."""
+
+    __slots__ = ("h1", "transport")
+
+    def __init__(
+        self,
+        config: Config,
+        app: Any,
+        state: ServerState,
+        h1: H1Connection,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__(config, app, state, transport, loop)
+        self.h1 = h1
+        self.transport = transport
+
+    def start(self, scope: dict[str, Any], handshake: UpgradeRequest, trailing: bytes) -> None:
+        """Take the transport over and start the app with ``websocket.connect`` waiting."""
+        self.transport.set_protocol(self)
+        self.state.connections.add(self)
+        self._start_app(scope, handshake, trailing)
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Never called: the transport is handed over by `start`, already connected.
+        self.transport = self.sink = cast("asyncio.Transport", transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+        super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        # A half-close ends the WebSocket too; the transport closes and
+        # connection_lost reports 1006 unless a close frame came first.
+        return None
+
+    # -- the handshake's HTTP/1.1 side ------------------------------------------------
+
+    def _write_accept(
+        self, handshake: UpgradeRequest, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        self.transport.write(
+            accept_response(handshake, subprotocol, headers, self.state.default_header_block())
+        )
+        self._log_access(101)
+
+    def write_response_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content_length: int | None,
+        body: bytes,
+        end: bool,
+    ) -> None:
+        # The denial response (or 403, or 500) is plain HTTP/1.1 on the same
+        # connection: the HTTP core frames it, then the connection closes.
+        h1 = self.h1
+        h1.keep_alive = False
+        self.transport.write(
+            h1.response_head(
+                status, headers, self.state.default_header_block(), content_length, body, end
+            )
+        )
+        self._log_access(status)
+        if end:
+            self._end(False)
+
+    def write_response_body(self, body: bytes, end: bool) -> None:
+        out = self.h1.response_body(body, end)
+        if out:
+            self.transport.write(out)
+        if end:
+            self._end(False)
