@@ -272,3 +272,76 @@ async def test_run_app_returning_a_value_is_logged(caplog: pytest.LogCaptureFixt
     _, writer = await run_app(app)
     assert writer.calls[0][:2] == ("head", 403)
     assert "returned a value" in caplog.text
+
+
+async def test_subprotocol_wins_over_an_accept_header_of_the_same_name() -> None:
+    cycle, writer = make_cycle()
+    await cycle.receive()
+    await cycle.send(
+        {
+            "type": "websocket.accept",
+            "subprotocol": "chat",
+            "headers": [(b"Sec-WebSocket-Protocol", b"other"), (b"x-a", b"1")],
+        }
+    )
+    assert writer.calls == [("accept", "chat", [(b"x-a", b"1")])]
+
+
+async def test_accept_header_alone_is_kept() -> None:
+    cycle, writer = make_cycle()
+    await cycle.receive()
+    headers = [(b"sec-websocket-protocol", b"chat")]
+    await cycle.send({"type": "websocket.accept", "headers": headers})
+    assert writer.calls == [("accept", None, headers)]
+
+
+@pytest.mark.parametrize(
+    ("bodies", "ok"),
+    [
+        ([b"abc"], True),
+        ([b"ab", b"c"], True),
+        ([b"abcd"], False),
+        ([b"ab"], False),
+        ([b"ab", b"cd"], False),
+    ],
+)
+async def test_denial_body_is_held_to_its_content_length(bodies: list[bytes], ok: bool) -> None:
+    cycle, writer = make_cycle()
+    await cycle.receive()
+    await cycle.send(
+        {
+            "type": "websocket.http.response.start",
+            "status": 401,
+            "headers": [(b"content-length", b"3")],
+        }
+    )
+    try:
+        for i, body in enumerate(bodies):
+            await cycle.send(
+                {
+                    "type": "websocket.http.response.body",
+                    "body": body,
+                    "more_body": i < len(bodies) - 1,
+                }
+            )
+    except RuntimeError as exc:
+        assert not ok
+        assert "Content-Length" in str(exc)
+        assert writer.calls[-1] == ("abort",)
+    else:
+        assert ok
+        assert ("abort",) not in writer.calls
+
+
+async def test_denial_204_body_length_is_not_checked() -> None:
+    cycle, writer = make_cycle()
+    await cycle.receive()
+    await cycle.send(
+        {
+            "type": "websocket.http.response.start",
+            "status": 204,
+            "headers": [(b"content-length", b"9")],
+        }
+    )
+    await cycle.send({"type": "websocket.http.response.body", "body": b""})
+    assert writer.calls == [("head", 204, [], 9, b"", True)]

@@ -132,6 +132,7 @@ class WebSocketCycle:
         "_connect_sent",
         "_content_length",
         "_headers",
+        "_length_limit",
         "_low_water",
         "_queue",
         "_read_paused",
@@ -161,6 +162,7 @@ class WebSocketCycle:
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._content_length: int | None = None
+        self._length_limit: int | None = None
         self._sent = 0
 
     # -- from the adapter ------------------------------------------------------
@@ -269,6 +271,10 @@ class WebSocketCycle:
                 if subprotocol is not None and not isinstance(subprotocol, str):
                     raise TypeError("'subprotocol' must be a str or None")
                 headers, _ = validate_headers(message.get("headers", ()))
+                if subprotocol is not None:
+                    # One Sec-WebSocket-Protocol (RFC 6455 4.2.2 step 5.5): the
+                    # ``subprotocol`` key wins over a header of the same name.
+                    headers = [h for h in headers if h[0] != b"sec-websocket-protocol"]
                 self._state = _CONNECTED
                 self._status = 101
                 self.writer.accept(subprotocol, headers)
@@ -291,6 +297,9 @@ class WebSocketCycle:
                 self._status = status
                 self._headers = headers
                 self._content_length = length
+                # The HTTP cycle's rule (RFC 9110 8.6): 204 and 304 carry no
+                # body whatever their Content-Length says; others are held to it.
+                self._length_limit = None if status == 204 or status == 304 else length
                 self._state = _RESPONSE_PENDING
                 return
             raise RuntimeError(
@@ -305,6 +314,10 @@ class WebSocketCycle:
                 raise TypeError(f"'body' must be bytes, got {type(body).__name__}")
             body = bytes(body)
             more_body = bool(message.get("more_body", False))
+            self._sent += len(body)
+            limit = self._length_limit
+            if limit is not None and (self._sent > limit or (not more_body and self._sent < limit)):
+                self._fail_length()
             if not more_body:
                 self._state = _CLOSED
             if state == _RESPONSE_PENDING:
@@ -358,6 +371,16 @@ class WebSocketCycle:
             elif state == _RESPONSE_PENDING or state == _RESPONSE_STREAMING:
                 logger.error("ASGI callable returned without completing the response.")
                 self._fail()
+
+    def _fail_length(self) -> None:
+        # As in the HTTP cycle: the response cannot be completed as framed, so
+        # it is cut (a client never reads a short or long body as whole).
+        self._state = _CLOSED
+        self.writer.abort()
+        raise RuntimeError(
+            f"Response body length ({self._sent} bytes so far) does not match "
+            f"Content-Length ({self._content_length})"
+        )
 
     def _fail(self) -> None:
         state = self._state
