@@ -176,6 +176,8 @@ class HTTPCycle:
         "disconnected",
         "scope",
         "status",
+        "task",
+        "task_set",
         "writer",
     )
 
@@ -191,6 +193,11 @@ class HTTPCycle:
     ) -> None:
         self.scope = scope
         self.writer = writer
+        #: Set by an adapter that tracks running app tasks in ``task_set``:
+        #: `run` takes ``task`` out of it when the app is done, so the adapter
+        #: needs no done callback (a loop callback per request).
+        self.task: asyncio.Task[None] | None = None
+        self.task_set: set[asyncio.Task[None]] | None = None
         self.disconnected = False
         self.status = 0
         self._state = _START
@@ -474,6 +481,10 @@ class HTTPCycle:
             elif self._state != _DONE and not self.disconnected:
                 logger.error("ASGI callable returned without completing the response.")
                 self._fail()
+        finally:
+            task_set = self.task_set
+            if task_set is not None and self.task is not None:
+                task_set.discard(self.task)
 
     def _fail(self) -> None:
         if self.disconnected or self._state == _DONE:

@@ -1,0 +1,114 @@
+"""``state.tasks`` holds exactly the running app tasks of HTTP/1.1 connections.
+
+The cycle takes its own task out of the set when the app returns (no done
+callback per request); a task cancelled before its first step never runs the
+cycle, so the connection covers that case itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import pytest
+
+from hurtle.config import Config
+from hurtle.io.h1 import H1Protocol
+from hurtle.io.state import ServerState
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def hello(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await asyncio.sleep(0)
+    await send({"type": "http.response.body", "body": b"hi"})
+
+
+def connect(app: Any) -> tuple[H1Protocol, FakeTransport, ServerState]:
+    config = Config(app)
+    state = ServerState(config)
+    protocol = H1Protocol(config, app, state)
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport, state
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_tasks_leave_the_set_when_the_app_returns() -> None:
+    protocol, transport, state = connect(hello)
+    for _ in range(3):
+        protocol.data_received(REQUEST)
+        assert len(state.tasks) <= 1
+        await settle()
+        assert not state.tasks
+    assert transport.written.count(b"HTTP/1.1 200 OK") == 3
+    protocol.connection_lost(None)
+
+
+async def test_failing_and_cancelled_apps_leave_the_set() -> None:
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(0)
+        raise ValueError("boom")
+
+    protocol, transport, state = connect(failing)
+    protocol.data_received(REQUEST)
+    await settle()
+    assert not state.tasks
+    assert b"500 Internal Server Error" in transport.written
+
+    async def waiting(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(3600)
+
+    protocol, transport, state = connect(waiting)
+    protocol.data_received(REQUEST)
+    await settle()
+    assert len(state.tasks) == 1
+    protocol.force_close()
+    await settle()
+    assert not state.tasks
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="tasks start eagerly on 3.12+")
+async def test_a_task_cancelled_before_its_first_step_leaves_the_set() -> None:
+    for close in ("force_close", "connection_lost"):
+        protocol, _, state = connect(hello)
+        protocol.data_received(REQUEST)
+        assert len(state.tasks) == 1
+        if close == "force_close":
+            protocol.force_close()
+        else:
+            protocol.connection_lost(None)
+            for task in list(state.tasks):
+                task.cancel()
+        await settle()
+        assert not state.tasks, close
