@@ -37,8 +37,10 @@ import socket
 from typing import TYPE_CHECKING, Any, cast
 
 from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
+from hurtle.asgi.websocket import websocket_scope
 from hurtle.io.h1 import H1Protocol, _address, _service_unavailable, start_task
 from hurtle.io.tls import tls_extension
+from hurtle.io.ws import WebSocketSession, over_concurrency_limit
 from hurtle.logging import escape_control
 from hurtle.protocol.h2 import (
     CANCEL,
@@ -54,8 +56,16 @@ from hurtle.protocol.h2 import (
     StreamReset,
     StreamWritable,
 )
+from hurtle.protocol.ws import (
+    HandshakeError,
+    UpgradeRequest,
+    accept_headers,
+    validate_extended_connect,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from hurtle.config import Config
     from hurtle.io.state import ServerState
     from hurtle.protocol.events import Request
@@ -255,6 +265,191 @@ class H2Stream:
                 waiter.set_result(None)
 
 
+class H2StreamSink:
+    """A WebSocket's `ByteSink` on one HTTP/2 stream (RFC 8441 section 5).
+
+    Frames travel in DATA frames under both flow-control windows; END_STREAM
+    stands for TCP's FIN and RST_STREAM for its RST. ``local_ended``: our
+    END_STREAM is queued; ``remote_ended``: the client's came; ``lost``: the
+    stream is over both ways (the session has had its ``connection_lost``).
+    """
+
+    __slots__ = (
+        "conn",
+        "local_ended",
+        "lost",
+        "read_paused",
+        "remote_ended",
+        "session",
+        "stream_id",
+        "unacked",
+    )
+
+    def __init__(self, conn: H2Protocol, stream_id: int) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.session: H2WebSocket | None = None
+        self.local_ended = False
+        self.remote_ended = False
+        self.lost = False
+        self.read_paused = False
+        # DATA bytes held unacknowledged while the app is behind: the client's
+        # window closes, as a paused TCP socket's receive window does.
+        self.unacked = 0
+
+    # -- ByteSink ----------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self.writelines((data,))
+
+    def writelines(self, list_of_data: Iterable[bytes]) -> None:
+        conn = self.conn
+        if self.local_ended or self.lost or conn.closing_now:
+            return
+        core = conn.core
+        sid = self.stream_id
+        for data in list_of_data:
+            core.send_data(sid, data, False)
+        conn.want_flush()
+        if (conn.write_paused or core.has_pending(sid)) and self.session is not None:
+            self.session.pause_writing()
+
+    def pause_reading(self) -> None:
+        self.read_paused = True
+
+    def resume_reading(self) -> None:
+        self.read_paused = False
+        unacked = self.unacked
+        if unacked:
+            self.unacked = 0
+            self.conn.core.acknowledge(self.stream_id, unacked)
+            self.conn.want_flush()
+
+    def is_closing(self) -> bool:
+        return self.local_ended or self.lost or self.conn.closing_now
+
+    def close(self) -> None:
+        if self.local_ended or self.lost:
+            return
+        self.local_ended = True
+        conn = self.conn
+        if not conn.closing_now:
+            conn.core.end_stream(self.stream_id)
+            conn.want_flush()
+        # On the next turn: a client END_STREAM later in the same read is
+        # seen first, so a finished stream needs no reset.
+        conn.loop.call_soon(conn.websocket_check, self)
+
+    def abort(self) -> None:
+        if self.lost:
+            return
+        conn = self.conn
+        if not conn.closing_now:
+            conn.core.reset(self.stream_id, CANCEL)
+            conn.want_flush()
+        self.stream_lost()
+
+    # -- from H2Protocol ------------------------------------------------------------
+
+    def stream_lost(self) -> None:
+        """The stream is over (reset, both ends ended, or the connection went)."""
+        if self.lost:
+            return
+        self.lost = True
+        if self.session is not None:
+            self.session.connection_lost(None)
+        self.conn.websocket_check(self)
+
+    def data(self, data: bytes, flow_length: int) -> None:
+        session = self.session
+        core = self.conn.core
+        if self.lost or self.remote_ended or session is None:
+            core.acknowledge(self.stream_id, flow_length)
+            return
+        session.data_received(data)
+        if self.read_paused or self.unacked:
+            self.unacked += flow_length
+        else:
+            core.acknowledge(self.stream_id, flow_length)
+
+    def remote_end(self) -> None:
+        # The client's END_STREAM is TCP's FIN: the WebSocket is over (1006
+        # unless its close frame came first), and our side ends too.
+        self.remote_ended = True
+        self.close()
+        self.stream_lost()
+
+    def writable(self) -> None:
+        conn = self.conn
+        if not conn.write_paused and not conn.core.has_pending(self.stream_id):
+            session = self.session
+            if session is not None and session.write_paused:
+                session.resume_writing()
+
+
+class H2WebSocket(WebSocketSession):
+    """A WebSocket on an HTTP/2 stream: the handshake's HTTP/2 side (RFC 8441 section 5)."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, config: Config, app: Any, state: ServerState, stream: H2StreamSink) -> None:
+        super().__init__(config, app, state, stream, stream.conn.loop)
+        self.stream = stream
+
+    def _write_accept(
+        self, handshake: UpgradeRequest, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        # Section 5.1: a 2xx to the extended CONNECT opens the WebSocket; no
+        # Sec-WebSocket-Accept, the stream itself is the proof.
+        stream = self.stream
+        conn = stream.conn
+        if stream.is_closing():
+            return
+        block = [
+            (b":status", b"200"),
+            *conn.default_headers(),
+            *accept_headers(handshake, subprotocol, headers),
+        ]
+        conn.core.send_headers(stream.stream_id, block, False)
+        conn.want_flush()
+        self._log_access(200)
+
+    def write_response_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content_length: int | None,
+        body: bytes,
+        end: bool,
+    ) -> None:
+        # The denial response (or 403, or 500): a plain HTTP/2 response on the stream.
+        stream = self.stream
+        conn = stream.conn
+        if stream.is_closing():
+            return
+        block = [(b":status", _STATUS[status]), *conn.default_headers()]
+        for header in headers:
+            if header[0] not in _CONNECTION_HEADERS:
+                block.append(header)
+        if content_length is None and end:
+            content_length = len(body)
+        if content_length is not None and status != 204 and status != 304:
+            block.append((b"content-length", str(content_length).encode()))
+        conn.core.send_headers(stream.stream_id, block, False)
+        conn.want_flush()
+        self._log_access(status)
+        if body:
+            stream.write(body)
+        if end:
+            self._end(False)
+
+    def write_response_body(self, body: bytes, end: bool) -> None:
+        if body:
+            self.stream.write(body)
+        if end:
+            self._end(False)
+
+
 class H2Protocol(asyncio.Protocol):
     """One HTTP/2 connection; constructed by the server as ``H2Protocol(config, app, state)``."""
 
@@ -279,6 +474,7 @@ class H2Protocol(asyncio.Protocol):
         "state",
         "streams",
         "transport",
+        "websockets",
         "write_paused",
     )
 
@@ -292,9 +488,13 @@ class H2Protocol(asyncio.Protocol):
             max_header_list_size=config.h2_max_header_list_size,
             max_header_fields=config.limit_request_fields,
             max_resets=config.h2_max_resets,
+            enable_connect_protocol=config.ws != "none",
         )
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
+        # WebSockets over HTTP/2 (RFC 8441), by stream id; apart from `streams`
+        # so the HTTP path pays nothing for them.
+        self.websockets: dict[int, H2StreamSink] = {}
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
         self.scheme = "http"
@@ -373,7 +573,11 @@ class H2Protocol(asyncio.Protocol):
                 data_event = cast(StreamData, event)
                 stream = streams.get(data_event.stream_id)
                 if stream is None or stream.cycle is None:
-                    self.core.acknowledge(data_event.stream_id, data_event.flow_length)
+                    websocket = self.websockets.get(data_event.stream_id)
+                    if websocket is not None:
+                        websocket.data(data_event.data, data_event.flow_length)
+                    else:
+                        self.core.acknowledge(data_event.stream_id, data_event.flow_length)
                     continue
                 cycle = stream.cycle
                 if cycle.disconnected or self._over_body_limit(stream, len(data_event.data)):
@@ -385,15 +589,21 @@ class H2Protocol(asyncio.Protocol):
                 else:
                     self.core.acknowledge(data_event.stream_id, data_event.flow_length)
             elif kind is StreamEnded:
-                stream = streams.get(cast(StreamEnded, event).stream_id)
+                sid = cast(StreamEnded, event).stream_id
+                stream = streams.get(sid)
                 if stream is not None and stream.cycle is not None:
                     stream.cycle.body_complete()
+                elif sid in self.websockets:
+                    self.websockets[sid].remote_end()
             elif kind is StreamReset:
                 self._on_reset(cast(StreamReset, event))
             elif kind is StreamWritable:
-                stream = streams.get(cast(StreamWritable, event).stream_id)
+                sid = cast(StreamWritable, event).stream_id
+                stream = streams.get(sid)
                 if stream is not None:
                     stream.wake()
+                elif sid in self.websockets:
+                    self.websockets[sid].writable()
             elif kind is ConnectionClosed:
                 self._on_closed(cast(ConnectionClosed, event))
                 return
@@ -413,6 +623,8 @@ class H2Protocol(asyncio.Protocol):
             if cycle is not None and not cycle.disconnected:
                 cycle.disconnect()
             stream.wake()
+        for websocket in list(self.websockets.values()):
+            websocket.stream_lost()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -430,6 +642,8 @@ class H2Protocol(asyncio.Protocol):
         for stream in list(self.streams.values()):
             if stream.waiter is not None and not self.core.has_pending(stream.stream_id):
                 stream.wake()
+        for websocket in list(self.websockets.values()):
+            websocket.writable()
 
     # -- streams -----------------------------------------------------------------
 
@@ -445,9 +659,13 @@ class H2Protocol(asyncio.Protocol):
             self._answer_and_reset(stream_id, 413)
             return
         if request.method == b"CONNECT":
-            # Extended CONNECT (WebSocket over HTTP/2) is not served here;
-            # plain CONNECT is for proxies (RFC 9113 8.5).
-            self._answer_and_reset(stream_id, 501)
+            # The core let :protocol through only if we offered extended
+            # CONNECT; plain CONNECT is for proxies (RFC 9113 8.5).
+            protocol = request.protocol
+            if protocol is not None and protocol.lower() == b"websocket":
+                self._start_websocket(request)
+            else:
+                self._answer_and_reset(stream_id, 501)
             return
         self._start_stream(request)
 
@@ -456,7 +674,7 @@ class H2Protocol(asyncio.Protocol):
         state = self.state
         app = self.app
         limit = self.config.limit_concurrency
-        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
+        if limit is not None and over_concurrency_limit(limit, state):
             app = _service_unavailable
         stream = H2Stream(self, sid, request.method == b"HEAD")
         scope = http_scope(
@@ -504,15 +722,94 @@ class H2Protocol(asyncio.Protocol):
             core.acknowledge(sid, stream.unacked)
             stream.unacked = 0
         self.want_flush()
-        if not self.streams:
-            if core.goaway_sent or self.state.should_exit:
+        self._stream_gone()
+
+    def _stream_gone(self) -> None:
+        if not self.streams and not self.websockets and not self.closing_now:
+            if self.core.goaway_sent or self.state.should_exit:
                 self._close_when_flushed()
             else:
                 self._set_idle_deadline()
 
+    def _start_websocket(self, request: StreamRequest) -> None:
+        """Extended CONNECT for ``websocket`` (RFC 8441 section 4): the same session as HTTP/1.1."""
+        sid = request.stream_id
+        config = self.config
+        state = self.state
+        limit = config.limit_concurrency
+        if limit is not None and over_concurrency_limit(limit, state):
+            self._answer_and_reset(sid, 503)
+            return
+        try:
+            if not request.has_body:
+                # END_STREAM on the HEADERS: the client's byte stream is over already.
+                raise HandshakeError("Extended CONNECT that ends its stream")
+            handshake = validate_extended_connect(request.headers, config.ws_per_message_deflate)
+        except HandshakeError as exc:
+            client = self.client
+            logger.info(
+                "Invalid WebSocket handshake from %s: %s (answered %d)",
+                f"{client[0]}:{client[1]}" if client else "-",
+                exc.reason,
+                exc.status,
+            )
+            self._answer_and_reset(sid, exc.status, exc.headers)
+            return
+        stream = H2StreamSink(self, sid)
+        session = H2WebSocket(config, self.app, state, stream)
+        stream.session = session
+        self.websockets[sid] = stream
+        self._deadline = None
+        state.total_requests += 1
+        scope = websocket_scope(
+            "2",
+            request.path,
+            request.query,
+            request.headers,
+            "wss" if self.scheme == "https" else "ws",
+            self.client,
+            self.server,
+            config.root_path,
+            state.app_state,
+            handshake.subprotocols,
+        )
+        task = session._start_app(scope, handshake, b"")
+        task.add_done_callback(lambda _: self.websocket_check(stream))
+
+    def websocket_check(self, stream: H2StreamSink) -> None:
+        """Forget a WebSocket stream once its app returned and its byte stream ended."""
+        session = stream.session
+        task = session.task if session is not None else None
+        if task is None or not task.done() or not (stream.local_ended or stream.lost):
+            # The session is still closing; its close timer bounds the wait.
+            return
+        sid = stream.stream_id
+        if self.websockets.pop(sid, None) is None:
+            return
+        core = self.core
+        if not stream.lost:
+            if not stream.remote_ended and not self.closing_now:
+                # As for HTTP: our side is complete; NO_ERROR tells the client
+                # to stop sending (RFC 9113 8.1).
+                core.reset(sid, NO_ERROR)
+            stream.lost = True
+            if session is not None:
+                session.connection_lost(None)
+        if stream.unacked:
+            core.acknowledge(sid, stream.unacked)
+            stream.unacked = 0
+        core.stream_done(sid)
+        if not self.closing_now:
+            self.want_flush()
+            self._stream_gone()
+
     def _on_reset(self, event: StreamReset) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is None:
+            websocket = self.websockets.get(event.stream_id)
+            if websocket is not None:
+                # TCP's RST for a WebSocket over HTTP/2: the app sees 1006.
+                websocket.stream_lost()
             return
         stream.ended = True
         cycle = stream.cycle
@@ -536,10 +833,17 @@ class H2Protocol(asyncio.Protocol):
         stream.ended = True
         return True
 
-    def _answer_and_reset(self, stream_id: int, status: int) -> None:
+    def _answer_and_reset(
+        self, stream_id: int, status: int, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         self.core.send_headers(
             stream_id,
-            [(b":status", _STATUS[status]), *self.default_headers(), (b"content-length", b"0")],
+            [
+                (b":status", _STATUS[status]),
+                *self.default_headers(),
+                *(extra or ()),
+                (b"content-length", b"0"),
+            ],
             True,
         )
         self.core.stream_done(stream_id)
@@ -587,6 +891,8 @@ class H2Protocol(asyncio.Protocol):
             if cycle is not None and not cycle.disconnected:
                 cycle.disconnect()
             stream.wake()
+        for websocket in list(self.websockets.values()):
+            websocket.stream_lost()
         if self.transport is not None:
             self.transport.close()
 
@@ -626,18 +932,21 @@ class H2Protocol(asyncio.Protocol):
         if self.loop.time() < deadline:
             self._timer = self.loop.call_at(deadline, self._on_timer)
             return
-        if not self.streams:
+        if not self.streams and not self.websockets:
             # Idle: a graceful GOAWAY, then close (RFC 9113 9.1).
             self.core.goaway()
             self._close_when_flushed()
 
     def shutdown(self) -> None:
-        """Graceful stop: GOAWAY now; close once the streams in flight are done."""
+        """Graceful stop: WebSockets close with 1001, GOAWAY; close once the streams are done."""
         if self.closing_now:
             return
+        for websocket in list(self.websockets.values()):
+            if websocket.session is not None:
+                websocket.session.shutdown()
         self.core.goaway()
         self._flush()
-        if not self.streams:
+        if not self.streams and not self.websockets:
             self._close_when_flushed()
 
     def force_close(self) -> None:
@@ -650,6 +959,9 @@ class H2Protocol(asyncio.Protocol):
             task = stream.task
             if task is not None and not task.done():
                 task.cancel()
+        for websocket in list(self.websockets.values()):
+            if websocket.session is not None:
+                websocket.session.force_close()
         if self.transport is not None:
             self.transport.close()
 

@@ -356,6 +356,11 @@ class H2Core:
         except H2Error as exc:
             self._answer(stream_id, exc.status)
             return None
+        if request.protocol is not None and not self.enable_connect_protocol:
+            # RFC 8441 3 and RFC 9113 8.3: without our SETTINGS_ENABLE_CONNECT_PROTOCOL
+            # the pseudo-header is undefined, so the request is malformed.
+            self.reset(stream_id, PROTOCOL_ERROR)
+            return None
         self.active.add(stream_id)
         return request
 

@@ -7,9 +7,11 @@ from hurtle.protocol.ws.frames import FrameError, apply_mask, valid_close_code
 from hurtle.protocol.ws.handshake import (
     HandshakeError,
     UpgradeRequest,
+    accept_headers,
     accept_response,
     accept_token,
     is_websocket_upgrade,
+    validate_extended_connect,
     validate_request,
 )
 
@@ -28,11 +30,13 @@ __all__ = [
     "Pong",
     "UpgradeRequest",
     "WSConnection",
+    "accept_headers",
     "accept_response",
     "accept_token",
     "apply_mask",
     "is_websocket_upgrade",
     "negotiate",
     "valid_close_code",
+    "validate_extended_connect",
     "validate_request",
 ]

@@ -78,6 +78,39 @@ def validate_request(
         raise HandshakeError("WebSocket upgrade needs HTTP/1.1")
     if has_body:
         raise HandshakeError("WebSocket upgrade request with a body")
+    keys, subprotocols, deflate = _sec_websocket_fields(headers, per_message_deflate, 426)
+    if len(keys) != 1:
+        raise HandshakeError("Missing or repeated Sec-WebSocket-Key")
+    key = keys[0].strip()
+    # Section 4.1 item 7: the key is a base64-encoded random 16-byte value.
+    try:
+        raw_key = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        raise HandshakeError("Invalid Sec-WebSocket-Key") from None
+    if len(raw_key) != 16:
+        raise HandshakeError("Invalid Sec-WebSocket-Key")
+    return UpgradeRequest(accept_token(key), subprotocols, deflate)
+
+
+def validate_extended_connect(
+    headers: list[tuple[bytes, bytes]], per_message_deflate: bool
+) -> UpgradeRequest:
+    """Check an HTTP/2 extended CONNECT for ``websocket`` (RFC 8441 section 5).
+
+    The pseudo-headers were checked by the HTTP/2 core. There is no
+    ``Sec-WebSocket-Key`` and no accept token: the stream is the handshake
+    (section 5.1), so the returned request's ``accept`` is empty. A wrong
+    version is a 400 with ``Sec-WebSocket-Version: 13``: HTTP/2 has no 426
+    upgrade to offer (RFC 9113 8.6).
+    """
+    _, subprotocols, deflate = _sec_websocket_fields(headers, per_message_deflate, 400)
+    return UpgradeRequest(b"", subprotocols, deflate)
+
+
+def _sec_websocket_fields(
+    headers: list[tuple[bytes, bytes]], per_message_deflate: bool, version_status: int
+) -> tuple[list[bytes], list[str], DeflateParams | None]:
+    """The keys, the offered subprotocols and the negotiated deflate; checks the version."""
     keys: list[bytes] = []
     versions: list[bytes] = []
     protocols: list[bytes] = []
@@ -97,22 +130,12 @@ def validate_request(
     if len(versions) != 1 or versions[0].strip() != SUPPORTED_VERSION:
         raise HandshakeError(
             "Unsupported WebSocket version",
-            426,
+            version_status,
             [(b"sec-websocket-version", SUPPORTED_VERSION)],
         )
-    if len(keys) != 1:
-        raise HandshakeError("Missing or repeated Sec-WebSocket-Key")
-    key = keys[0].strip()
-    # Section 4.1 item 7: the key is a base64-encoded random 16-byte value.
-    try:
-        raw_key = base64.b64decode(key, validate=True)
-    except (binascii.Error, ValueError):
-        raise HandshakeError("Invalid Sec-WebSocket-Key") from None
-    if len(raw_key) != 16:
-        raise HandshakeError("Invalid Sec-WebSocket-Key")
     subprotocols = [t.decode("latin-1") for t in _tokens(protocols)]
     deflate = negotiate(extensions) if per_message_deflate and extensions else None
-    return UpgradeRequest(accept_token(key), subprotocols, deflate)
+    return keys, subprotocols, deflate
 
 
 def accept_response(
@@ -132,17 +155,31 @@ def accept_response(
         b"connection: Upgrade\r\n"
         b"sec-websocket-accept: " + upgrade.accept + b"\r\n"
     ]
-    if subprotocol is not None:
-        parts.append(b"sec-websocket-protocol: " + subprotocol.encode("latin-1") + b"\r\n")
-    if upgrade.deflate is not None:
-        parts.append(b"sec-websocket-extensions: " + upgrade.deflate.response_header() + b"\r\n")
-    for name, value in headers:
-        if name in _OWN_HEADERS:
-            continue
+    for name, value in accept_headers(upgrade, subprotocol, headers):
         parts.append(name + b": " + value + b"\r\n")
     parts.append(default_block)
     parts.append(b"\r\n")
     return b"".join(parts)
+
+
+def accept_headers(
+    upgrade: UpgradeRequest, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """The fields of an accepting response for any HTTP version, in order.
+
+    The chosen subprotocol and the negotiated extension, then the app's own
+    headers without those the handshake or the HTTP framing owns (HTTP/1.1
+    adds upgrade, connection and the accept token; HTTP/2 only ``:status``).
+    """
+    fields: list[tuple[bytes, bytes]] = []
+    if subprotocol is not None:
+        fields.append((b"sec-websocket-protocol", subprotocol.encode("latin-1")))
+    if upgrade.deflate is not None:
+        fields.append((b"sec-websocket-extensions", upgrade.deflate.response_header()))
+    for header in headers:
+        if header[0] not in _OWN_HEADERS:
+            fields.append(header)
+    return fields
 
 
 _OWN_HEADERS = frozenset(
@@ -153,5 +190,8 @@ _OWN_HEADERS = frozenset(
         b"sec-websocket-extensions",
         b"content-length",
         b"transfer-encoding",
+        # RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2.
+        b"keep-alive",
+        b"proxy-connection",
     )
 )
