@@ -167,13 +167,13 @@ class HTTPCycle:
         "_expect_continue",
         "_headers",
         "_length_limit",
-        "_request_complete",
         "_sent",
         "_state",
         "_status",
         "_trailers",
         "_waiter",
         "disconnected",
+        "request_complete",
         "scope",
         "status",
         "task",
@@ -203,7 +203,9 @@ class HTTPCycle:
         self._state = _START
         self._body: list[bytes] = []
         self._body_size = 0
-        self._request_complete = request_complete
+        #: The whole request body has arrived (a plain attribute, read once
+        #: per response by the adapter).
+        self.request_complete = request_complete
         self._delivered_final = False
         self._expect_continue = expect_continue
         self._continue_sent = False
@@ -225,7 +227,7 @@ class HTTPCycle:
         return self._body_size > self.HIGH_WATER
 
     def body_complete(self) -> None:
-        self._request_complete = True
+        self.request_complete = True
         self._wake()
 
     def disconnect(self) -> None:
@@ -240,10 +242,6 @@ class HTTPCycle:
     @property
     def response_complete(self) -> bool:
         return self._state == _DONE
-
-    @property
-    def request_complete(self) -> bool:
-        return self._request_complete
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -264,12 +262,12 @@ class HTTPCycle:
         while True:
             if self.disconnected or self._state == _DONE:
                 return {"type": "http.disconnect"}
-            if self._body or (self._request_complete and not self._delivered_final):
+            if self._body or (self.request_complete and not self._delivered_final):
                 body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
                 paused = self._body_size > self.HIGH_WATER
                 self._body.clear()
                 self._body_size = 0
-                more_body = not self._request_complete
+                more_body = not self.request_complete
                 if not more_body:
                     self._delivered_final = True
                 if paused:
@@ -327,7 +325,27 @@ class HTTPCycle:
             return
         if state == _START:
             if mtype == "http.response.start":
-                self._start(message)
+                # The start, inline: it runs once per response.
+                status = message.get("status")
+                if type(status) is not int:
+                    raise TypeError(f"'status' must be an int, got {type(status).__name__}")
+                if not 200 <= status <= 599:
+                    raise RuntimeError(f"Invalid response status {status}: must be 200..599")
+                headers, length = validate_headers(message.get("headers", ()))
+                self._headers = headers
+                self._content_length = length
+                # RFC 9110 8.6: HEAD, 204 and 304 responses carry no body
+                # whatever their Content-Length says: nothing to hold it to.
+                if status == 204 or status == 304 or self.scope["method"] == "HEAD":
+                    self._length_limit = None
+                else:
+                    self._length_limit = length
+                # The app's promise to send trailers is kept even where they
+                # cannot go on the wire: the response then ends when they
+                # arrive, and the writer drops them.
+                self._trailers = bool(message.get("trailers", False))
+                self._status = self.status = status
+                self._state = _HEAD_PENDING
                 return
             if mtype == "http.response.early_hint":
                 if "http.response.early_hint" in self.scope["extensions"]:
@@ -363,26 +381,6 @@ class HTTPCycle:
             _TRAILERS: "http.response.trailers",
         }[state]
         raise RuntimeError(f"Expected ASGI message {expected!r}, but got {mtype!r}.")
-
-    def _start(self, message: Mapping[str, Any]) -> None:
-        status = message.get("status")
-        if type(status) is not int:
-            raise TypeError(f"'status' must be an int, got {type(status).__name__}")
-        if not 200 <= status <= 599:
-            raise RuntimeError(f"Invalid response status {status}: must be 200..599")
-        self._headers, self._content_length = validate_headers(message.get("headers", ()))
-        # RFC 9110 8.6: HEAD, 204 and 304 responses carry no body whatever
-        # their Content-Length says, so there is nothing to hold it to.
-        if status == 204 or status == 304 or self.scope["method"] == "HEAD":
-            self._length_limit = None
-        else:
-            self._length_limit = self._content_length
-        # The app's promise to send trailers is kept even where they cannot go
-        # on the wire: the response then ends when they arrive, and the writer
-        # drops them.
-        self._trailers = bool(message.get("trailers", False))
-        self._status = self.status = status
-        self._state = _HEAD_PENDING
 
     def _finish_body(self) -> None:
         if self._trailers:

@@ -462,15 +462,14 @@ class H1Protocol(asyncio.Protocol):
             return
         self.cycle = None
         self.task = None
-        parser = self.parser
         conn.keep_alive = True
-        parser.start_next_cycle()
+        buffered = self.parser.start_next_cycle()
         if self.state.should_exit:
             self._closing = True
             transport.close()
             return
         self._set_deadline(self.config.timeout_keep_alive, _KEEP_ALIVE)
-        if parser.buffered:
+        if buffered:
             # A pipelined request is waiting; handle it on the next loop turn,
             # not inside the app's send() that ended this one.
             self.loop.call_soon(self._process_pipelined)

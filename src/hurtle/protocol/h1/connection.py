@@ -207,6 +207,7 @@ class H1Connection:
             return b""
         return status_line(status) + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n"
 
-    def start_next_cycle(self) -> None:
+    def start_next_cycle(self) -> int:
+        """Ready for the next request; returns the bytes already buffered for it."""
         self.keep_alive = True
-        self.parser.start_next_cycle()
+        return self.parser.start_next_cycle()

@@ -155,11 +155,12 @@ class RequestParser:
     def paused(self) -> bool:
         return self._state == _DONE
 
-    def start_next_cycle(self) -> None:
+    def start_next_cycle(self) -> int:
         """The response to the current request is done: parse the next one.
 
         Allowed once the whole body is in, even if its `EndOfMessage` was not
-        pulled yet (an app run eagerly can answer a GET before that).
+        pulled yet (an app run eagerly can answer a GET before that). Returns
+        `buffered` (pipelined bytes waiting), which the caller needs next.
         """
         if self._state == _BODY and self._remaining == 0:
             self._state = _DONE
@@ -167,6 +168,7 @@ class RequestParser:
             raise RuntimeError("start_next_cycle() before the request was complete")
         self._state = _HEAD
         self.request = None
+        return len(self._buf) - self._pos
 
     # -- events --------------------------------------------------------------
 
