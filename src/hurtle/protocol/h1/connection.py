@@ -165,7 +165,10 @@ class H1Connection:
             self._mode = _MODE_NONE
             return b"".join(parts)
         self._mode = mode
-        if body or end:
+        if mode == _MODE_LENGTH:
+            # response_body() inline for the common case: the body as it is.
+            parts.append(body)
+        elif body or end:
             parts.append(self.response_body(body, end))
         return b"".join(parts)
 
