@@ -5,6 +5,7 @@ knowledge and over TLS.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from typing import Any
@@ -461,4 +462,34 @@ def test_graceful_shutdown_closes_1001_then_goaway(rec: Recorder) -> None:
         client.pump(lambda: client.closed)
         assert wait_for(rec.done.is_set)
         assert rec.disconnects[0]["code"] == 1001
+        client.close()
+
+
+def test_slow_app_pauses_reading_then_catches_up() -> None:
+    release = threading.Event()
+    got: list[bytes] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await asyncio.to_thread(release.wait, 30)
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            got.append(message["bytes"])
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+    with run_server(app, ws_max_queue=2) as srv:
+        assert srv.port is not None
+        client = open_client(srv.port)
+        ws = connect(client)
+        for i in range(6):
+            ws.send(BINARY, bytes([i]) * 100)
+        release.set()
+        for i in range(6):
+            assert ws.next_frame() == (BINARY, bytes([i]) * 100)
+        assert got == [bytes([i]) * 100 for i in range(6)]
         client.close()
