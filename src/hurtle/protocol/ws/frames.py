@@ -22,6 +22,8 @@ and unmasks client payloads.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any
 
 # Section 5.2 and 11.8: the opcodes defined so far; every other value is
 # reserved and fails the connection with 1002.
@@ -86,6 +88,17 @@ def valid_close_code(code: int) -> bool:
 # 330, and the fastest for small payloads too (one XOR, no slicing).
 _CHUNK = 16384  # a multiple of 4, so every chunk starts at mask offset 0
 
+# Large payloads are unmasked by the C routine of the `websockets` package when
+# it is installed (it is in the `standard` extra, as in uvicorn[standard]):
+# measured 0.2 ms per MiB against 6.9 ms for the pure-Python XOR, which left
+# 1 MiB echo at 0.73x uvicorn. Small payloads stay on the inline XOR above,
+# where a C call costs as much as the work.
+_c_apply_mask: Callable[[Any, bytes], bytes] | None
+try:
+    from websockets.speedups import apply_mask as _c_apply_mask
+except ImportError:  # pragma: no cover - the pure-Python path is tested directly
+    _c_apply_mask = None
+
 
 def apply_mask(data: bytes, mask: bytes) -> bytes:
     """``data`` XOR the repeated 4-byte ``mask`` (section 5.3); masking and unmasking alike."""
@@ -100,6 +113,13 @@ def apply_mask(data: bytes, mask: bytes) -> bytes:
 
 def unmask_range(buf: bytes, start: int, end: int, mask: bytes) -> bytes:
     """``buf[start:end]`` unmasked, without first copying that slice out of ``buf``."""
+    if _c_apply_mask is not None:
+        return _c_apply_mask(memoryview(buf)[start:end], mask)
+    return py_unmask_range(buf, start, end, mask)
+
+
+def py_unmask_range(buf: bytes, start: int, end: int, mask: bytes) -> bytes:
+    """`unmask_range` in pure Python, used when the C routine is not installed."""
     from_bytes = int.from_bytes
     chunk_key = from_bytes(mask * (_CHUNK >> 2), "big")
     whole = end - (end - start) % _CHUNK
