@@ -11,6 +11,11 @@ with one thread and prior knowledge (h2c). Runs of the servers alternate
 (hurtle, hypercorn, granian, hurtle, ...) so a noisy moment hits all of them;
 the table gives the median req/s of each and the ratios of hurtle to the others.
 
+On a shared machine req/s follows whatever else runs; the server's own CPU time
+per request (utime+stime of its process group, all threads, over the measured
+requests, warm-up included on both sides) is far steadier, so the table gives
+that too, with its ratio: how many requests each server answers per CPU-second.
+
 Scenarios:
 
 - ``plaintext``: GET "Hello, world!", 16 connections x 32 concurrent streams;
@@ -92,7 +97,31 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -
     raise RuntimeError("server did not listen in time")
 
 
-def h2load(port: int, scenario: Scenario, duration: float, warmup: float) -> tuple[float, str]:
+def group_ticks(pgid: int) -> int:
+    """utime+stime (clock ticks) of every live process in process group ``pgid``."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+@dataclass
+class Result:
+    rate: float
+    problem: str
+    cpu_us: float = float("nan")  # server CPU microseconds per request
+
+
+def h2load(port: int, scenario: Scenario, duration: float, warmup: float) -> tuple[float, int, str]:
     argv = [
         "taskset", "-c", "0", "h2load", "-t1", f"-D{duration:g}",
         f"--warm-up-time={warmup:g}", *scenario.h2load, f"http://{HOST}:{port}/",
@@ -104,13 +133,14 @@ def h2load(port: int, scenario: Scenario, duration: float, warmup: float) -> tup
     failed = re.search(
         r"requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed", out
     )
-    if rate is None:
-        return 0.0, "no result: " + out[-300:]
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done", out)
+    if rate is None or done is None:
+        return 0.0, 0, "no result: " + out[-300:]
     problem = f"{failed.group(1)} failed" if failed and int(failed.group(1)) else ""
-    return float(rate.group(1)), problem
+    return float(rate.group(1)), int(done.group(1)), problem
 
 
-def run_one(name: str, scenario: Scenario, duration: float, warmup: float) -> tuple[float, str]:
+def run_one(name: str, scenario: Scenario, duration: float, warmup: float) -> Result:
     port = free_port()
     env = dict(os.environ)
     if name == "hurtle":
@@ -127,9 +157,16 @@ def run_one(name: str, scenario: Scenario, duration: float, warmup: float) -> tu
     )
     try:
         wait_port(port, proc)
-        return h2load(port, scenario, duration, warmup)
+        ticks = group_ticks(proc.pid)
+        rate, done, problem = h2load(port, scenario, duration, warmup)
+        ticks = group_ticks(proc.pid) - ticks
+        # h2load's "done" counts the measured requests only; warm-up ones are
+        # in the CPU time too, so scale by the measured share of the time.
+        measured = done * (duration + warmup) / duration
+        cpu_us = ticks / os.sysconf("SC_CLK_TCK") / measured * 1e6 if done else float("nan")
+        return Result(rate, problem, cpu_us)
     except RuntimeError as exc:
-        return 0.0, str(exc)
+        return Result(0.0, str(exc))
     finally:
         with_group = proc.pid
         try:
@@ -155,26 +192,41 @@ def main() -> int:
         return 1
     servers = args.servers.split(",")
     status = 0
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for scenario_name in args.scenarios.split(","):
         scenario = SCENARIOS[scenario_name]
         rates: dict[str, list[float]] = {name: [] for name in servers}
+        cpus: dict[str, list[float]] = {name: [] for name in servers}
         for run in range(args.runs):
             for name in servers:
-                rate, problem = run_one(name, scenario, args.duration, args.warmup)
-                print(f"{scenario_name} run {run + 1} {name}: {rate:.0f} req/s {problem}",
+                result = run_one(name, scenario, args.duration, args.warmup)
+                print(f"{scenario_name} run {run + 1} {name}: {result.rate:.0f} req/s, "
+                      f"{result.cpu_us:.0f} us CPU/request {result.problem}",
                       file=sys.stderr)  # fmt: skip
-                if problem:
+                if result.problem:
                     status = 1
-                rates[name].append(rate)
+                rates[name].append(result.rate)
+                cpus[name].append(result.cpu_us)
         medians = {name: statistics.median(values) for name, values in rates.items()}
+        cpu_medians = {name: statistics.median(values) for name, values in cpus.items()}
         print(f"\n{scenario_name} ({' '.join(scenario.h2load)}), median of {args.runs} runs:")
-        print("| server | req/s (median) | runs | hurtle / server |")
-        print("|---|---|---|---|")
+        print(
+            "| server | req/s (median) | runs | hurtle / server "
+            "| CPU us/request (median) | runs | hurtle / server, by CPU |"
+        )
+        print("|---|---|---|---|---|---|---|")
         base = medians.get("hurtle", 0.0)
+        cpu_base = cpu_medians.get("hurtle", float("nan"))
         for name in servers:
             ratio = base / medians[name] if medians[name] else float("nan")
             runs = ", ".join(f"{v:.0f}" for v in rates[name])
-            print(f"| {name} | {medians[name]:.0f} | {runs} | {ratio:.2f} |")
+            cpu_runs = ", ".join(f"{v:.0f}" for v in cpus[name])
+            cpu_ratio = cpu_medians[name] / cpu_base
+            print(
+                f"| {name} | {medians[name]:.0f} | {runs} | {ratio:.2f} "
+                f"| {cpu_medians[name]:.0f} | {cpu_runs} | {cpu_ratio:.2f} |"
+            )
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return status
 
 
