@@ -74,13 +74,17 @@ def run_group(
     pass_fds: tuple[int, ...] = (),
     wait_ready: bool = True,
     prefix: Sequence[str] = (),
+    script: str | None = None,
 ) -> Iterator[ServerProcess]:
     """``python -m hurtle ARGS`` (after `prefix`, e.g. a shell wrapper) in its own session.
 
-    With `wait_ready`, waits for the ``running on`` line and takes the port
-    (or socket path) from it. The caller chooses the address options.
+    With `script`, ``python SCRIPT ARGS`` instead (a program calling
+    ``hurtle.run``). With `wait_ready`, waits for the ``running on`` line and
+    takes the port (or socket path) from it. The caller chooses the address
+    options.
     """
-    command = [*prefix, sys.executable, "-m", "hurtle", *args]
+    entry = [script] if script is not None else ["-m", "hurtle"]
+    command = [*prefix, sys.executable, *entry, *args]
     proc = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -130,6 +134,7 @@ class Client:
 
     url: str
     pause: float = 0.0
+    uds: str | None = None
     bodies: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -137,7 +142,8 @@ class Client:
 
     def _run(self) -> None:
         limits = httpx.Limits(max_keepalive_connections=0)
-        with httpx.Client(limits=limits, timeout=10) as client:
+        transport = httpx.HTTPTransport(uds=self.uds, limits=limits) if self.uds else None
+        with httpx.Client(limits=limits, transport=transport, timeout=10) as client:
             while not self._stop.is_set():
                 try:
                     response = client.get(self.url)

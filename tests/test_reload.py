@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -154,3 +156,65 @@ def test_reload_waits_for_a_fix_when_the_first_boot_fails(tmp_path: Path) -> Non
         with Client(child.url) as client:
             assert client.wait_for_responses(2)
         assert client.bodies[-1] == "v2"
+
+
+# A program that serves through the programmatic API; it lives beside the app
+# in a directory that is not the working directory, so the workers find the
+# app only through the parent's import path (the script's directory).
+SERVE_SCRIPT = """
+import sys
+
+import hurtle
+
+if __name__ == "__main__":
+    hurtle.run(
+        "reloaded_app:app",
+        reload=True,
+        reload_dirs=[sys.argv[1]],
+        reload_delay=0.1,
+        port=0,
+        lifespan="off",
+        access_log=False,
+    )
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("listen", ["uds", "fd", "api"])
+def test_reload_keeps_the_socket_of_uds_fd_and_the_api(tmp_path: Path, listen: str) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    _write_app(source, "v1")
+    args = ["reloaded_app:app", "--reload", "--reload-dir", str(source), "--lifespan", "off"]
+    args += ["--reload-delay", "0.1", "--no-access-log", "--app-dir", str(source)]
+    script = None
+    pass_fds: tuple[int, ...] = ()
+    with contextlib.ExitStack() as stack:
+        if listen == "uds":
+            args += ["--uds", str(tmp_path / "r.sock")]
+        elif listen == "fd":
+            sock = stack.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            args += ["--fd", str(sock.fileno())]
+            pass_fds = (sock.fileno(),)
+        else:
+            (source / "serve.py").write_text(SERVE_SCRIPT)
+            script = str(source / "serve.py")
+            args = [str(source)]
+        child = stack.enter_context(run_group(args, cwd=tmp_path, pass_fds=pass_fds, script=script))
+        if listen == "fd":
+            assert child.port == sock.getsockname()[1]
+        child.wait_for_line(r"is ready \(1 of 1\)")
+        url = "http://localhost/" if child.uds else child.url
+        first = set(children(child.proc.pid))
+        with Client(url, uds=child.uds) as client:
+            assert client.wait_for_responses(3)
+            assert client.bodies[-1] == "v1"
+            _write_app(source, "v2")
+            assert wait_until(lambda: client.bodies[-1] == "v2")
+            child.wait_for_line(r"Detected changes in '.*reloaded_app.py'")
+            assert wait_until(lambda: not first & set(children(child.proc.pid)))
+            assert client.wait_for_responses(3)
+        # Every request during the reload was answered: none refused or reset.
+        assert client.failures == []
+        assert child.output.count("running on") == 1

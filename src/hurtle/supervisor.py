@@ -205,6 +205,10 @@ def worker_main() -> None:
     from hurtle.server import bind_tcp, socket_from_fd  # noqa: PLC0415
 
     spec = json.loads(os.environ.pop(WORKER_ENV))
+    # The parent's import path first: ``python bin/serve.py`` calling
+    # ``hurtle.run("serve:app", reload=True)`` from another directory finds
+    # ``serve`` through the script's directory, which ``-c`` does not add here.
+    sys.path[:0] = [entry for entry in spec.get("sys_path", ()) if entry not in sys.path]
     config = _config_from_json(spec["config"])
     for name in ("SIGHUP", "SIGTTIN", "SIGTTOU"):
         if hasattr(signal, name):
@@ -556,6 +560,7 @@ class Supervisor:
             "reuse_port": self._reuse_port,
             "channel": write_end,
             "parent": os.getpid(),
+            "sys_path": [os.path.abspath(entry) if entry else entry for entry in sys.path],
         }
         env = dict(os.environ)
         env[WORKER_ENV] = json.dumps(spec)
