@@ -237,3 +237,35 @@ def test_tls_with_workers(tmp_path: object) -> None:
         _ready(child, 2)
         response = httpx.get(f"https://localhost:{port}/", verify=certs.client_context())
         assert response.text.startswith("pid=")
+
+
+@pytest.mark.parametrize(
+    "app_name", ["tests.apps.ops:hanging_startup", "tests.apps.blocking_import:app"]
+)
+def test_first_boot_hung_in_startup_stops_the_parent(app_name: str) -> None:
+    args = [app_name, "--workers", "2", "--port", "0", "--timeout-worker-startup", "1"]
+    with run_group(args, wait_ready=False) as child:
+        assert child.wait() == 1
+        workers_left = children(child.proc.pid)
+    assert workers_left == []
+    assert "is not ready after 1 s; killing it" in child.output
+    assert "failed to boot (not ready within 1 s, see --timeout-worker-startup)" in child.output
+
+
+def test_replacement_hung_in_startup_is_killed_and_retried(tmp_path: object) -> None:
+    marker = os.path.join(str(tmp_path), "hang")
+    args = ["tests.apps.ops:hanging_startup", "--workers", "2", "--port", "0"]
+    args += ["--timeout-worker-startup", "1"]
+    with run_group(args, env={"OPS_HANG_MARKER": marker}) as child:
+        _ready(child, 2)
+        open(marker, "w").close()  # from now on, a new worker hangs in startup
+        victim = children(child.proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        child.wait_for_line(r"is not ready after 1 s; killing it")
+        child.wait_for_line(r"failed to start \(not ready within 1 s.*\); retrying in 0\.5 s")
+        # The other worker serves all along.
+        assert _get(child.url).status_code == 200
+        os.remove(marker)
+        # The first boot printed one "2 of 2"; the replacement prints another.
+        assert wait_until(lambda: child.output.count("is ready (2 of 2)") == 2)
+        assert len(children(child.proc.pid)) == 2

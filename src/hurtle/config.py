@@ -84,6 +84,15 @@ class Config:
     timeout_worker_healthcheck: float = _opt(
         30.0, "Kill and replace a worker whose event loop is unresponsive this long."
     )
+    # Heartbeats start once a worker serves; an import or a lifespan startup
+    # that never finishes is bounded by this instead. Its own option, longer
+    # than the heartbeat's: loading models or warming caches at startup is
+    # legitimate where a blocked loop while serving is not.
+    timeout_worker_startup: float = _opt(
+        60.0,
+        "Kill and replace a worker not serving this long after it started (import and "
+        "lifespan startup); at the first start, stop with status 1.",
+    )
 
     # -- reload ----------------------------------------------------------------
     reload: bool = _opt(False, "Restart the workers when a watched file changes (development).")
@@ -300,6 +309,8 @@ class Config:
                 raise ValueError(f"{name} must be positive")
         if self.timeout_worker_healthcheck <= 0:
             raise ValueError("timeout_worker_healthcheck must be positive")
+        if self.timeout_worker_startup <= 0:
+            raise ValueError("timeout_worker_startup must be positive")
         if self.reload_delay < 0:
             raise ValueError("reload_delay must not be negative")
         if not re.fullmatch(r"0?o?[0-7]{1,4}", self.uds_permissions):

@@ -23,10 +23,13 @@ event (a message, a signal, a worker's exit):
 - a *retiring* worker (asked to retire, or old after SIGHUP or a reload)
   is stopped only when the ready active workers plus the retiring ones
   exceed ``target``, i.e. once its replacement is ready;
-- a worker that dies before ready: at the first boot, the parent stops with
-  that worker's status (1 import error, 3 lifespan failure); during a rolling
+- a worker that dies before ready, or is killed for not being ready within
+  ``--timeout-worker-startup`` (a hung import or lifespan startup, which no
+  heartbeat covers): at the first boot, the parent stops with that worker's
+  status (1 import error or timeout, 3 lifespan failure); during a rolling
   restart, the restart is abandoned and the old workers keep serving; under
-  ``--reload``, the parent waits for the next change.
+  ``--reload``, the parent waits for the next change; otherwise it is
+  replaced after a back-off.
 
 Signals to the parent: SIGINT/SIGTERM stop every worker gracefully (a second
 one forces them); SIGHUP restarts all workers one replacement at a time;
@@ -248,7 +251,7 @@ STOPPING = "stopping"
 class Worker:
     """The parent's view of one worker process."""
 
-    __slots__ = ("channel", "last_seen", "proc", "started", "state", "stop_deadline")
+    __slots__ = ("channel", "last_seen", "proc", "started", "state", "stop_deadline", "timed_out")
 
     def __init__(self, proc: subprocess.Popen[bytes], channel: int) -> None:
         self.proc = proc
@@ -257,6 +260,9 @@ class Worker:
         self.last_seen = self.started
         self.state = STARTING
         self.stop_deadline = 0.0
+        # Killed for not becoming ready in time: it still counts as a worker
+        # that failed to start (back-off, first-boot failure), not a crash.
+        self.timed_out = False
 
     @property
     def pid(self) -> int:
@@ -439,7 +445,7 @@ class Supervisor:
         if not data:
             return  # the worker closed its end: it is exiting; _reap sees it
         worker.last_seen = time.monotonic()
-        if MSG_READY in data and worker.state == STARTING:
+        if MSG_READY in data and worker.state == STARTING and not worker.timed_out:
             worker.state = READY
             self.ever_ready = True
             self.backoff = BACKOFF_START
@@ -462,14 +468,19 @@ class Supervisor:
             if worker.state == STOPPING:
                 logger.info("Worker process [%d] stopped.", worker.pid)
             elif worker.state == STARTING:
-                self._failed_to_start(worker, code)
+                reason = (
+                    f"not ready within {self.config.timeout_worker_startup:g} s,"
+                    " see --timeout-worker-startup"
+                    if worker.timed_out
+                    else _describe_exit(code)
+                )
+                self._failed_to_start(worker, code, reason)
             elif not self.stopping:
                 logger.error(
                     "Worker process [%d] died (%s); replacing it.", worker.pid, _describe_exit(code)
                 )
 
-    def _failed_to_start(self, worker: Worker, code: int) -> None:
-        reason = _describe_exit(code)
+    def _failed_to_start(self, worker: Worker, code: int, reason: str) -> None:
         if self.stopping:
             return
         if not self.ever_ready and self.reloader is None:
@@ -487,11 +498,13 @@ class Supervisor:
                 other.state = READY
             if self.reloader is not None:
                 self.paused = True
+                serving = " the running workers keep serving." if retiring else ""
                 logger.error(
-                    "Worker process [%d] failed to start (%s); the running workers keep serving."
+                    "Worker process [%d] failed to start (%s);%s"
                     " Waiting for a change to try again.",
                     worker.pid,
                     reason,
+                    serving,
                 )
             else:
                 logger.error(
@@ -513,8 +526,24 @@ class Supervisor:
     def _check_health(self) -> None:
         now = time.monotonic()
         timeout = self.config.timeout_worker_healthcheck
+        startup_timeout = self.config.timeout_worker_startup
         for worker in self.workers:
-            if worker.state in (READY, RETIRING) and now - worker.last_seen > timeout:
+            if (
+                worker.state == STARTING
+                and not worker.timed_out
+                and now - worker.started > startup_timeout
+            ):
+                # Heartbeats start once a worker serves: an import or a
+                # lifespan startup that hangs would otherwise hold its place
+                # (and a first boot) forever.
+                logger.error(
+                    "Worker process [%d] is not ready after %g s; killing it.",
+                    worker.pid,
+                    startup_timeout,
+                )
+                worker.timed_out = True
+                self._signal(worker, signal.SIGKILL)
+            elif worker.state in (READY, RETIRING) and now - worker.last_seen > timeout:
                 logger.error(
                     "Worker process [%d] sent no heartbeat for %.0f s; killing it.",
                     worker.pid,

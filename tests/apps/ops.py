@@ -2,7 +2,9 @@
 
 ``app`` answers ``pid=<worker pid>`` so a test can tell the workers apart;
 ``/block?SECONDS`` blocks the event loop (a hung worker); ``/sleep?SECONDS``
-waits without blocking. ``failing_startup`` fails lifespan startup.
+waits without blocking. ``failing_startup`` fails lifespan startup;
+``hanging_startup`` never finishes it while the file named by
+``$OPS_HANG_MARKER`` exists (always, when the variable is unset).
 """
 
 from __future__ import annotations
@@ -52,5 +54,16 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
 async def failing_startup(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(receive, send, fail=True)
+        return
+    await app(scope, receive, send)
+
+
+async def hanging_startup(scope: Scope, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        marker = os.environ.get("OPS_HANG_MARKER")
+        if marker is None or os.path.exists(marker):  # noqa: ASYNC240 - once, at startup
+            await receive()
+            await asyncio.Event().wait()  # a startup that never completes
+        await _lifespan(receive, send)
         return
     await app(scope, receive, send)
