@@ -269,3 +269,41 @@ def test_replacement_hung_in_startup_is_killed_and_retried(tmp_path: object) -> 
         # The first boot printed one "2 of 2"; the replacement prints another.
         assert wait_until(lambda: child.output.count("is ready (2 of 2)") == 2)
         assert len(children(child.proc.pid)) == 2
+
+
+def _generation(url: str) -> str | None:
+    return _get(url).headers.get("x-generation")
+
+
+def test_sighup_rereads_the_config_file(tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "hurtle.toml")
+    with open(path, "w") as file:
+        file.write(f'app = "{APP}"\nworkers = 2\nheaders = {{x-generation = "1"}}\n')
+    with run_group(["--config", path, "--port", "0", "--no-access-log"]) as child:
+        _ready(child, 2)
+        old = set(children(child.proc.pid))
+        assert _generation(child.url) == "1"
+        with open(path, "w") as file:
+            file.write(
+                f'app = "{APP}"\nworkers = 3\nheaders = {{x-generation = "2"}}\nbacklog = 7\n'
+            )
+        with Client(child.url) as client:
+            assert client.wait_for_responses(3)
+            child.send_signal(signal.SIGHUP)
+            child.wait_for_line(r"SIGHUP: configuration changed: .*workers 2 -> 3")
+            child.wait_for_line(r"SIGHUP: backlog changed \(2048 -> 7\) but .* stop and start")
+            for pid in old:
+                child.wait_for_line(rf"Worker process \[{pid}\] stopped")
+            assert wait_until(lambda: len(children(child.proc.pid)) == 3)
+            assert client.wait_for_responses(5)
+        assert client.failures == []
+        assert _generation(child.url) == "2"
+
+        # A broken file: logged, and the workers keep running as they were.
+        with open(path, "w") as file:
+            file.write(f'app = "{APP}"\nworkrs = 1\n')
+        new = set(children(child.proc.pid))
+        child.send_signal(signal.SIGHUP)
+        child.wait_for_line(r"SIGHUP: the configuration cannot be used \(.*'workrs'")
+        assert set(children(child.proc.pid)) == new
+        assert _generation(child.url) == "2"

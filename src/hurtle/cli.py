@@ -19,7 +19,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NoReturn, Union
 
 from hurtle.config import LOG_LEVELS, Config, option_fields
@@ -241,26 +241,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_and_actions(argv: Sequence[str] | None) -> tuple[Config, bool, bool]:
+_NO_APP = "the following arguments are required: APP (or 'app' in the config file)"
+
+
+def _config_and_actions(
+    argv: Sequence[str] | None,
+) -> tuple[Config, bool, bool, Callable[[], Config]]:
+    """The config, the two print/check flags, and a function that reads the config again.
+
+    The function (SIGHUP in a supervisor) merges the same command-line
+    options with the environment and the file as they are when it is called;
+    it raises `ConfigError`, `ValueError` or `TypeError` instead of exiting.
+    """
     parser = build_parser()
-    options = vars(parser.parse_args(argv))
-    app = options.pop("app")
-    config_file = options.pop("_config_file")
-    print_config = options.pop("_print_config")
-    check_config = options.pop("_check_config")
+    cli_options = vars(parser.parse_args(argv))
+    cli_app = cli_options.pop("app")
+    config_file = cli_options.pop("_config_file")
+    print_config = cli_options.pop("_print_config")
+    check_config = cli_options.pop("_check_config")
     # Imported here: the file reader needs the parser built above.
     from hurtle.configfile import ConfigError, merged_options  # noqa: PLC0415
 
+    def read() -> Config:
+        app, options, _ = merged_options(cli_options, cli_app, config_file)
+        if app is None:
+            raise ConfigError(_NO_APP)
+        return Config(app, **options)
+
     try:
-        app, options, _ = merged_options(options, app, config_file)
+        app, options, _ = merged_options(cli_options, cli_app, config_file)
     except ConfigError as exc:
         # One line naming the file or variable and the key; the usage would
         # only bury it.
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     if app is None:
-        parser.error("the following arguments are required: APP (or 'app' in the config file)")
+        parser.error(_NO_APP)
     try:
-        return Config(app, **options), print_config, check_config
+        return Config(app, **options), print_config, check_config, read
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
 
@@ -288,7 +305,7 @@ def _check(config: Config) -> int:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``hurtle`` command and ``python -m hurtle``."""
-    config, print_config, check_config = _config_and_actions(argv)
+    config, print_config, check_config, reread = _config_and_actions(argv)
     if print_config:
         from hurtle.configfile import render_toml  # noqa: PLC0415
 
@@ -300,5 +317,5 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     # Imported after parsing: `--help` and bad options need no server code.
     from hurtle.main import serve_config  # noqa: PLC0415
 
-    serve_config(config)
+    serve_config(config, reread=reread)
     sys.exit(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from hurtle.config import Config
@@ -31,11 +32,13 @@ def run(app: Any, **options: Any) -> None:
     serve_config(config)
 
 
-def serve_config(config: Config) -> None:
+def serve_config(config: Config, reread: Callable[[], Config] | None = None) -> None:
     """Configure logging from `config`, then serve: one process, or a supervisor.
 
     ``--reload`` or more than one worker starts `hurtle.supervisor`; extra
-    addresses (``--bind``, socket activation) are bound here, once.
+    addresses (``--bind``, socket activation) are bound here, once. `reread`
+    reads the configuration again (the command line's file and environment):
+    a supervisor calls it on SIGHUP.
     """
     # Imported on use: `import hurtle` stays light for workers and tools.
     from hurtle.binds import bind_sockets, listen_fds, needs_binding  # noqa: PLC0415
@@ -61,7 +64,11 @@ def serve_config(config: Config) -> None:
         from hurtle.supervisor import supervise  # noqa: PLC0415
 
         code = supervise(
-            config, workers, activated, reloader_factory=make_reloader if config.reload else None
+            config,
+            workers,
+            activated,
+            reloader_factory=make_reloader if config.reload else None,
+            reread_config=reread,
         )
         if code:
             raise SystemExit(code)

@@ -32,7 +32,9 @@ event (a message, a signal, a worker's exit):
   replaced after a back-off.
 
 Signals to the parent: SIGINT/SIGTERM stop every worker gracefully (a second
-one forces them); SIGHUP restarts all workers one replacement at a time;
+one forces them); SIGHUP reads the configuration again (command line,
+environment, file; see `RESTART_ONLY_OPTIONS`) and restarts all workers one
+replacement at a time;
 SIGTTIN/SIGTTOU add or remove a worker; SIGUSR1 reopens log files here and in
 every worker. Workers ignore SIGINT (a terminal's Ctrl+C reaches the whole
 process group; the parent relays the stop) and stop on their own when the
@@ -84,6 +86,30 @@ BACKOFF_MAX = 30.0
 STOP_GRACE_SECONDS = 10.0
 
 _BOOT = "from hurtle.supervisor import worker_main; worker_main()"
+
+# Options the supervisor itself acts on once, when it starts: the sockets it
+# binds and the watcher it runs. A SIGHUP that finds them changed keeps the
+# old values (the workers must serve the sockets the parent holds) and says
+# that they need a full restart. Every other option is the workers' own and
+# the new value applies to the workers the SIGHUP starts; ``workers`` sets the
+# number of workers, the timeouts apply to the supervisor's next decisions.
+RESTART_ONLY_OPTIONS = frozenset(
+    {
+        "host",
+        "port",
+        "uds",
+        "fd",
+        "bind",
+        "uds_permissions",
+        "reuse_port",
+        "backlog",
+        "reload",
+        "reload_dirs",
+        "reload_includes",
+        "reload_excludes",
+        "reload_delay",
+    }
+)
 
 HANDLED_SIGNALS = tuple(
     getattr(signal, name)
@@ -293,11 +319,13 @@ class Supervisor:
         bound: BoundSockets,
         workers: int,
         reloader: Reloader | None = None,
+        reread_config: Callable[[], Config] | None = None,
     ) -> None:
         self.config = config
         self.bound = bound
         self.target = workers
         self.reloader = reloader
+        self.reread_config = reread_config
         self.workers: list[Worker] = []
         self.exit_code = 0
         self.stopping = False
@@ -399,6 +427,8 @@ class Supervisor:
         elif self.stopping:
             return
         elif number == getattr(signal, "SIGHUP", None):
+            if self.reread_config is not None and not self._reread():
+                return
             logger.info("Restarting the workers (SIGHUP).")
             self._rolling_restart()
         elif number == getattr(signal, "SIGTTIN", None):
@@ -412,6 +442,52 @@ class Supervisor:
             reopen_log_files()
             for worker in self.workers:
                 self._signal(worker, signal.SIGUSR1)
+
+    def _reread(self) -> bool:
+        """SIGHUP: read the configuration again for the new workers; False if unusable."""
+        assert self.reread_config is not None
+        try:
+            new = self.reread_config()
+            json.dumps(_config_to_json(new))
+        except Exception as exc:
+            # Whatever is wrong with the new file, the supervisor keeps running.
+            logger.error(
+                "SIGHUP: the configuration cannot be used (%s); the workers keep running "
+                "unchanged.",
+                exc,
+            )
+            return False
+        old = self.config
+        changed: list[str] = []
+        kept: dict[str, Any] = {}
+        if new.app != old.app:
+            changed.append(f"app {old.app!r} -> {new.app!r}")
+        for field in option_fields():
+            before, after = getattr(old, field.name), getattr(new, field.name)
+            if before == after:
+                continue
+            if field.name in RESTART_ONLY_OPTIONS:
+                kept[field.name] = before
+                logger.warning(
+                    "SIGHUP: %s changed (%r -> %r) but the supervisor uses it once, when it "
+                    "starts: stop and start hurtle to apply it.",
+                    field.name,
+                    before,
+                    after,
+                )
+            else:
+                changed.append(f"{field.name} {before!r} -> {after!r}")
+        if changed:
+            logger.info("SIGHUP: configuration changed: %s.", "; ".join(changed))
+        else:
+            logger.info("SIGHUP: configuration unchanged.")
+        workers_before, workers_after = effective_workers(old), effective_workers(new)
+        if workers_after != workers_before:
+            # Only when the configured count changed: SIGTTIN/SIGTTOU
+            # adjustments survive a SIGHUP that does not touch it.
+            self.target = workers_after
+        self.config = new.replace(**kept) if kept else new
+        return True
 
     def _on_change(self, changes: Sequence[str]) -> None:
         # Called from the reloader's thread: hand over to the main loop.
@@ -665,8 +741,13 @@ def supervise(
     workers: int,
     activated: Sequence[int] = (),
     reloader_factory: Callable[[Config], Reloader] | None = None,
+    reread_config: Callable[[], Config] | None = None,
 ) -> int:
-    """Bind, then run a `Supervisor` with `workers` workers; return the exit status."""
+    """Bind, then run a `Supervisor` with `workers` workers; return the exit status.
+
+    `reread_config`, when given, is called on SIGHUP for the new workers'
+    configuration (see `RESTART_ONLY_OPTIONS` for what it cannot change).
+    """
     from hurtle.binds import bind_sockets  # noqa: PLC0415
 
     try:
@@ -683,7 +764,7 @@ def supervise(
         return 1
     reloader = reloader_factory(config) if reloader_factory is not None else None
     try:
-        return Supervisor(config, bound, workers, reloader).run()
+        return Supervisor(config, bound, workers, reloader, reread_config).run()
     except BaseException:
         bound.close()
         raise
