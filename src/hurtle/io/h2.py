@@ -56,6 +56,7 @@ from hurtle.protocol.h2 import (
     StreamReset,
     StreamWritable,
 )
+from hurtle.protocol.h2.connection import encode_fields, encode_status
 from hurtle.protocol.ws import (
     HandshakeError,
     UpgradeRequest,
@@ -80,6 +81,8 @@ _STATUS_LINE_101 = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\n
 _CONNECTION_HEADERS = frozenset(
     [b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"]
 )
+# content-length (static table entry 28), literal without indexing (RFC 7541 6.2.2).
+_CONTENT_LENGTH_PREFIX = encode_fields([(b"content-length", b"")])[:-1]
 # Bytes read from a file per DATA burst for http.response.pathsend.
 _FILE_CHUNK = 1 << 16
 
@@ -143,13 +146,24 @@ class H2Stream:
         conn = self.conn
         if conn.closing_now or self.ended:
             return
+        no_body = self.head_only or status == 204 or status == 304
+        if content_length is None and end and not trailers and not no_body:
+            content_length = len(body)
+        if end and not trailers:
+            # The whole response is here: the core frames it in one HEADERS
+            # and at most one DATA, with a block encoded without h2.
+            fields = encode_status(status) + conn.default_fields() + encode_fields(headers)
+            if content_length is not None and status != 204 and status != 304:
+                length = str(content_length).encode()
+                fields += _CONTENT_LENGTH_PREFIX + bytes((len(length),)) + length
+            if conn.core.send_response(self.stream_id, fields, b"" if no_body else body):
+                self._ended()
+                conn.want_flush()
+                return
         block = [(b":status", _STATUS[status]), *conn.default_headers()]
         for header in headers:
             if header[0] not in _CONNECTION_HEADERS:
                 block.append(header)
-        no_body = self.head_only or status == 204 or status == 304
-        if content_length is None and end and not trailers and not no_body:
-            content_length = len(body)
         if content_length is not None and status != 204 and status != 304:
             block.append((b"content-length", str(content_length).encode()))
         self.trailers = trailers
@@ -456,6 +470,8 @@ class H2Protocol(asyncio.Protocol):
     __slots__ = (
         "_deadline",
         "_default_block",
+        "_default_fields",
+        "_default_fields_block",
         "_default_headers",
         "_extensions_base",
         "_flush_scheduled",
@@ -507,6 +523,8 @@ class H2Protocol(asyncio.Protocol):
         self._deadline: float | None = None
         self._default_block = b""
         self._default_headers: list[tuple[bytes, bytes]] = []
+        self._default_fields_block = b""
+        self._default_fields = b""
         self._extensions_base: dict[str, Any] = {}
         # After Upgrade: h2c with a body, the rest of that body still arrives
         # in HTTP/1.1 framing before the client's preface (RFC 7540 3.2).
@@ -857,6 +875,14 @@ class H2Protocol(asyncio.Protocol):
             self._default_block = block
             self._default_headers = _default_headers(block)
         return self._default_headers
+
+    def default_fields(self) -> bytes:
+        """`default_headers`, HPACK-encoded by `encode_fields` (rebuilt with the date)."""
+        block = self.state.default_header_block()
+        if block is not self._default_fields_block:
+            self._default_fields_block = block
+            self._default_fields = encode_fields(_default_headers(block))
+        return self._default_fields
 
     def want_flush(self) -> None:
         if not self._flush_scheduled:

@@ -41,7 +41,8 @@ import hpack.exceptions
 from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
-from h2.stream import StreamState
+from h2.stream import StreamInputs, StreamState
+from hpack.table import HeaderTable
 from hyperframe.exceptions import InvalidDataError
 from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame
 
@@ -55,7 +56,7 @@ from hurtle.protocol.h2.events import (
     StreamWritable,
 )
 
-__all__ = ["H2Core", "H2Error"]
+__all__ = ["H2Core", "H2Error", "encode_fields", "encode_status"]
 
 NO_ERROR = int(ErrorCodes.NO_ERROR)
 PROTOCOL_ERROR = int(ErrorCodes.PROTOCOL_ERROR)
@@ -88,6 +89,86 @@ _SENDING_STATES = frozenset([StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE])
 _CONNECTION_HEADERS = frozenset(
     [b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"]
 )
+
+
+# -- a response header block encoder (RFC 7541) ---------------------------------
+#
+# Every field is a "literal header field without indexing" (6.2.2), naming a
+# static-table entry where one exists, and no Huffman coding (5.2): such a
+# block never touches the dynamic table, so its bytes do not depend on the
+# connection and can be computed once (the fixed server fields) or looked up
+# per name. h2's encoder, which does index, costs more than the rest of a small
+# response put together; what this gives up is compressing fields that repeat
+# across responses (a few dozen bytes per response).
+
+_STATIC_NAMES: dict[bytes, int] = {}
+for _index, (_name, _value) in enumerate(HeaderTable.STATIC_TABLE, 1):
+    _STATIC_NAMES.setdefault(_name, _index)
+# 6.1: an indexed ``:status`` for the values the static table holds.
+_STATUS_INDEXED = {
+    int(value): bytes([0x80 | index])
+    for index, (name, value) in enumerate(HeaderTable.STATIC_TABLE, 1)
+    if name == b":status"
+}
+# Encoded name prefixes, by name: apps send the same few names every time.
+# Bounded so that apps inventing names cannot grow it without end.
+# Bounded so that apps inventing names cannot grow it without end. The
+# connection-specific fields map to b"": `encode_fields` drops them.
+_NAME_PREFIX: dict[bytes, bytes] = dict.fromkeys(_CONNECTION_HEADERS, b"")
+_NAME_PREFIX_MAX = 512 + len(_CONNECTION_HEADERS)
+
+
+def _hpack_length(size: int) -> bytes:
+    """A string length: 7-bit prefix integer, H bit clear (RFC 7541 5.1, 5.2)."""
+    if size < 127:
+        return bytes((size,))
+    out = bytearray((127,))
+    size -= 127
+    while size >= 128:
+        out.append((size & 127) | 128)
+        size >>= 7
+    out.append(size)
+    return bytes(out)
+
+
+def _name_prefix(name: bytes) -> bytes:
+    index = _STATIC_NAMES.get(name)
+    if index is None:
+        prefix = b"\x00" + _hpack_length(len(name)) + name
+    elif index < 15:
+        prefix = bytes((index,))
+    else:
+        prefix = bytes((15, index - 15))  # 4-bit prefix integer; every index < 15 + 127
+    if len(_NAME_PREFIX) < _NAME_PREFIX_MAX:
+        _NAME_PREFIX[name] = prefix
+    return prefix
+
+
+def encode_fields(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Literal, unindexed header fields (names lowercase, already validated by the bridge).
+
+    Connection-specific fields are left out (RFC 9113 8.2.2: malformed in HTTP/2).
+    """
+    parts: list[bytes] = []
+    prefixes = _NAME_PREFIX
+    for name, value in headers:
+        prefix = prefixes.get(name)
+        if prefix is None:
+            prefix = _name_prefix(name)
+        if not prefix:
+            continue
+        size = len(value)
+        parts.append(prefix)
+        parts.append(bytes((size,)) if size < 127 else _hpack_length(size))
+        parts.append(value)
+    return b"".join(parts)
+
+
+def encode_status(status: int) -> bytes:
+    indexed = _STATUS_INDEXED.get(status)
+    if indexed is not None:
+        return indexed
+    return b"\x08\x03" + str(status).encode()  # :status is static entry 8
 
 
 class H2Error(Exception):
@@ -477,6 +558,57 @@ class H2Core:
             self._conn.send_headers(stream_id, headers, end_stream=end_stream)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             pass
+
+    def send_response(self, stream_id: int, block: bytes, body: bytes) -> bool:
+        """A whole response in one go: HEADERS (``block``, from `encode_fields`) and body.
+
+        The common small response, framed here rather than by h2 (its
+        send_headers and send_data are most of a small response's cost); the
+        stream's state machine still takes the same inputs, so h2 knows the
+        stream is closed. False when the response does not fit that path
+        (window, frame size, a pending HPACK table-size update, stream state):
+        the caller then sends it the ordinary way, nothing having been sent.
+        """
+        conn = self._conn
+        stream = conn.streams.get(stream_id)
+        size = len(body)
+        if (
+            stream is None
+            or self.closed
+            or stream_id in self._outbound
+            or conn.state_machine.state is not ConnectionState.SERVER_OPEN
+            or conn.encoder.header_table.resized
+            or len(block) > conn.max_outbound_frame_size
+            or size > conn.max_outbound_frame_size
+            or size > stream.outbound_flow_control_window
+            or size > conn.outbound_flow_control_window
+        ):
+            return False
+        machine = stream.state_machine
+        state = machine.state
+        if state is not StreamState.HALF_CLOSED_REMOTE and state is not StreamState.OPEN:
+            return False
+        if machine.headers_sent:
+            return False
+        machine.process_input(StreamInputs.SEND_HEADERS)
+        machine.process_input(StreamInputs.SEND_END_STREAM)
+        out = self._out
+        pending = conn.data_to_send()
+        if pending:
+            out.append(pending)  # keep h2's frames ahead of these
+        # Frame headers (RFC 9113 4.1): length, type, flags, stream id.
+        # HEADERS (1) with END_HEADERS (4), and END_STREAM (1) when no body.
+        if size:
+            out.append(((len(block) << 48) | (0x0104 << 32) | stream_id).to_bytes(9, "big"))
+            out.append(block)
+            out.append(((size << 48) | (0x0001 << 32) | stream_id).to_bytes(9, "big"))
+            out.append(body)
+            conn.outbound_flow_control_window -= size
+            stream.outbound_flow_control_window -= size
+        else:
+            out.append(((len(block) << 48) | (0x0105 << 32) | stream_id).to_bytes(9, "big"))
+            out.append(block)
+        return True
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> bool:
         """Send or queue body bytes; True when all of it left (nothing waits for window)."""
