@@ -188,3 +188,15 @@ def test_uds_with_workers(tmp_path: Path) -> None:
         assert _get("http://localhost/", uds=path).status_code == 200
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o666
     assert not os.path.exists(path)
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6")
+def test_ipv6_any_binds_dual_stack() -> None:
+    # Bound, never listening: checks the option without opening a port to
+    # other hosts.
+    bound = bind_sockets(Config("m:a", bind=["[::]:0"]))
+    try:
+        assert [s.family for s in bound.sockets] == [socket.AF_INET6]
+        assert bound.sockets[0].getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+    finally:
+        bound.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -183,12 +186,46 @@ def test_workers_leave_when_the_parent_is_killed() -> None:
 
 
 def test_sigusr1_reopens_log_files(tmp_path: object) -> None:
-    with run_group([APP, "--workers", "2", "--port", "0"]) as child:
-        _ready(child, 2)
+    log = os.path.join(str(tmp_path), "hurtle.log")
+    log_config = os.path.join(str(tmp_path), "logging.json")
+    with open(log_config, "w") as file:
+        json.dump(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "handlers": {"file": {"class": "logging.FileHandler", "filename": log}},
+                "loggers": {
+                    "hurtle.error": {"handlers": ["file"], "level": "INFO"},
+                    "hurtle.access": {"handlers": ["file"], "level": "INFO"},
+                },
+            },
+            file,
+        )
+    args = [APP, "--workers", "2", "--port", "0", "--log-config", log_config]
+    with run_group(args, wait_ready=False) as child:
+        assert wait_until(lambda: _read(log).count("is ready") == 2)
+        port = re.search(r"running on http://127\.0\.0\.1:(\d+)", _read(log))
+        assert port is not None
+        url = f"http://127.0.0.1:{port.group(1)}"
+        # What logrotate does: move the file away, then ask for a reopen.
+        os.rename(log, log + ".1")
+        assert _get(url).status_code == 200
+        assert wait_until(lambda: '"GET / HTTP/1.1" 200' in _read(log + ".1"))
         child.send_signal(signal.SIGUSR1)
-        assert _get(child.url).status_code == 200
+        # The supervisor and the workers write to a new file at the old path.
+        assert wait_until(lambda: os.path.exists(log))
+        assert wait_until(lambda: _get(url).status_code == 200 and '"GET / HTTP' in _read(log))
         child.send_signal(signal.SIGTERM)
         assert child.wait() == 0
+        assert "Stopping parent process" in _read(log)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as file:
+            return file.read()
+    except FileNotFoundError:
+        return ""
 
 
 # Keeps the loggers that later tests read with caplog as they were.
@@ -307,3 +344,25 @@ def test_sighup_rereads_the_config_file(tmp_path: object) -> None:
         child.wait_for_line(r"SIGHUP: the configuration cannot be used \(.*'workrs'")
         assert set(children(child.proc.pid)) == new
         assert _generation(child.url) == "2"
+
+
+def test_second_sigterm_forces_the_workers() -> None:
+    args = [APP, "--workers", "2", "--port", "0", "--timeout-graceful-shutdown", "60"]
+    with run_group(args) as child:
+        _ready(child, 2)
+        thread = threading.Thread(target=lambda: _get_or_error(child.url + "/sleep?60"))
+        thread.start()
+        child.wait_for_line(r"request in flight")
+        child.send_signal(signal.SIGTERM)
+        child.wait_for_line(r"Stopping 2 worker")
+        child.send_signal(signal.SIGTERM)
+        child.wait_for_line(r"Forcing the workers to stop")
+        # Well within the 60 s that the in-flight request would have had.
+        assert child.wait(20) == 0
+        thread.join(15)
+
+
+def _get_or_error(url: str) -> None:
+    # The forced stop cuts the request: that is the point.
+    with contextlib.suppress(httpx.HTTPError):
+        _get(url)
