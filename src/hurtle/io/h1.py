@@ -25,6 +25,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
+from hurtle.io.state import over_concurrency_limit
 from hurtle.io.tls import tls_extension
 from hurtle.logging import escape_control
 from hurtle.protocol.errors import ProtocolError
@@ -262,7 +263,7 @@ class H1Protocol(asyncio.Protocol):
         state = self.state
         app = self.app
         limit = self.config.limit_concurrency
-        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
+        if limit is not None and over_concurrency_limit(limit, state):
             app = _service_unavailable
         extensions = dict(self._extensions_base)
         if request.te_trailers and request.http_version == "1.1":

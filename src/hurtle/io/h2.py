@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING, Any, cast
 from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
 from hurtle.asgi.websocket import websocket_scope
 from hurtle.io.h1 import H1Protocol, _address, _service_unavailable, start_task
+from hurtle.io.state import over_concurrency_limit
 from hurtle.io.tls import tls_extension
-from hurtle.io.ws import WebSocketSession, over_concurrency_limit
+from hurtle.io.ws import WebSocketSession
 from hurtle.logging import escape_control
 from hurtle.protocol.h2 import (
     CANCEL,

@@ -63,3 +63,12 @@ class ServerState:
             date = formatdate(now, usegmt=True).encode("ascii")
             self._header_block = b"date: " + date + b"\r\n" + self._fixed_headers
         return self._header_block
+
+
+def over_concurrency_limit(limit: int, state: ServerState) -> bool:
+    """``--limit-concurrency``: whether one more request, stream or WebSocket is too many.
+
+    Counted over open connections (the asking one included) and running app
+    tasks; HTTP/1.1, HTTP/2 and WebSocket all answer 503 past it.
+    """
+    return len(state.connections) > limit or len(state.tasks) >= limit

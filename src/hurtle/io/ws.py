@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from hurtle.asgi.websocket import CLOSE_ABNORMAL, WebSocketCycle, websocket_scope
+from hurtle.io.state import over_concurrency_limit
 from hurtle.protocol.h1 import error_response
 from hurtle.protocol.ws import (
     OPEN,
@@ -101,15 +102,6 @@ class ByteSink(Protocol):
     def close(self) -> None: ...
 
     def abort(self) -> None: ...
-
-
-def over_concurrency_limit(limit: int, state: ServerState) -> bool:
-    """``--limit-concurrency``: whether one more WebSocket (or HTTP/2 stream) is too many.
-
-    The rule `H1Protocol._on_request` applies to each request; a WebSocket
-    over the limit is declined as an upgrade and that path answers 503.
-    """
-    return len(state.connections) > limit or len(state.tasks) >= limit
 
 
 def websocket_upgrade(h1: H1Protocol, request: Request) -> bool:
