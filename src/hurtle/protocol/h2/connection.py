@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import re
 import sys
 from collections import deque
 from collections.abc import Iterable
@@ -171,6 +172,41 @@ def encode_status(status: int) -> bytes:
     return b"\x08\x03" + str(status).encode()  # :status is static entry 8
 
 
+# -- request field checks (RFC 9113 8.2 and 8.3) ----------------------------------
+#
+# Done here in the one pass that converts a request, instead of by h2's chain
+# of generators (which cost more than the rest of a small request): the same
+# rules, a malformed request being a stream error of type PROTOCOL_ERROR (8.1.1).
+
+# 8.2.1: "A field name MUST NOT contain characters in the ranges 0x00-0x20,
+# 0x41-0x5a, or 0x7f-0xff"; outside pseudo-header names, no colon either; and
+# not empty.
+_FIELD_NAME = re.compile(rb"[^\x00-\x20A-Z:\x7f-\xff]+")
+# 8.2.1: "A field value MUST NOT contain the zero value (ASCII NUL, 0x00), line
+# feed (ASCII LF, 0x0a), or carriage return (ASCII CR, 0x0d) at any position"
+# and "MUST NOT start or end with an ASCII whitespace character (SP or HTAB)".
+_BAD_FIELD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
+# Regular field names already checked: one set lookup instead of a regex for
+# the few names clients send on every request. Bounded against invented names.
+_CHECKED_NAMES: set[bytes] = set()
+_CHECKED_NAMES_MAX = 512
+
+
+class _Malformed(Exception):
+    """A request or trailer section RFC 9113 8.1.1 calls malformed."""
+
+
+def _check_trailers(trailers: list[tuple[bytes, bytes]]) -> None:
+    """8.1: a trailer section carries no pseudo-header; the same field rules as a head."""
+    for name, value in trailers:
+        if value and _BAD_FIELD_VALUE.search(value) is not None:
+            raise _Malformed("Invalid field value")
+        if _FIELD_NAME.fullmatch(name) is None or name in _CONNECTION_HEADERS:
+            raise _Malformed("Invalid field name")
+        if name == b"te" and value.lower() != b"trailers":
+            raise _Malformed("TE other than trailers")
+
+
 class H2Error(Exception):
     """A request the core refuses before any app sees it; ``status`` is the answer."""
 
@@ -272,8 +308,10 @@ class H2Core:
             # checking them again costs a large share of a small response.
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
-            validate_inbound_headers=True,
-            normalize_inbound_headers=True,
+            # Request fields are checked (RFC 9113 8.2, 8.3) and cookies
+            # joined in `_convert`'s single pass; h2's generators did both.
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
         )
         slack = max_concurrent_streams * (_HARD_STREAM_FACTOR - 1) + _HARD_STREAM_SLACK
         self._conn = _Connection(config, slack)
@@ -390,9 +428,17 @@ class H2Core:
                 # from a stream that ends with trailers.
                 pass
             elif kind is h2.events.TrailersReceived:
-                if event.stream_id in self.active:
-                    trailers = [(bytes(n), bytes(v)) for n, v in event.headers]
-                    events.append(StreamEnded(event.stream_id, trailers))
+                stream_id = event.stream_id
+                trailers = [(bytes(n), bytes(v)) for n, v in event.headers]
+                try:
+                    _check_trailers(trailers)
+                except _Malformed:
+                    self.reset(stream_id, PROTOCOL_ERROR)
+                    if stream_id in self.active:
+                        events.append(StreamReset(stream_id, PROTOCOL_ERROR, False))
+                    continue
+                if stream_id in self.active:
+                    events.append(StreamEnded(stream_id, trailers))
             elif kind is h2.events.StreamReset:
                 stream_id = event.stream_id
                 self._outbound.pop(stream_id, None)
@@ -434,6 +480,9 @@ class H2Core:
             return None
         try:
             request = self._convert(stream_id, event.headers, event.stream_ended is not None)
+        except _Malformed:
+            self.reset(stream_id, PROTOCOL_ERROR)
+            return None
         except H2Error as exc:
             self._answer(stream_id, exc.status)
             return None
@@ -448,25 +497,53 @@ class H2Core:
     def _convert(
         self, stream_id: int, raw: Iterable[tuple[bytes, bytes]], stream_ended: bool
     ) -> StreamRequest:
-        """Pseudo-headers out, ``:authority`` as the first ``host``; h2 has validated the rest."""
-        method = path = scheme = authority = protocol = None
+        """Check the fields and convert: pseudo-headers out, ``:authority`` as the first ``host``.
+
+        Raises `_Malformed` for what RFC 9113 8.2 and 8.3 forbid, `H2Error`
+        for what is well-formed HTTP/2 but a bad request.
+        """
+        method = path = scheme = authority = protocol = host = None
         headers: list[tuple[bytes, bytes]] = []
         cookies: list[bytes] | None = None
         content_length: int | None = None
         expect_continue = False
+        regular = False
+        checked = _CHECKED_NAMES
+        bad_value = _BAD_FIELD_VALUE.search
         for name, value in raw:
-            if name[0] == 58:  # b":"
-                if name == b":method":
+            if value and bad_value(value) is not None:
+                raise _Malformed("Invalid field value")
+            if name[:1] == b":":
+                # 8.3: pseudo-headers come first, once each, only those defined.
+                if regular:
+                    raise _Malformed("Pseudo-header after a regular field")
+                if name == b":method" and method is None:
                     method = value
-                elif name == b":path":
+                elif name == b":path" and path is None:
                     path = value
-                elif name == b":scheme":
+                elif name == b":scheme" and scheme is None:
                     scheme = value
-                elif name == b":authority":
+                elif name == b":authority" and authority is None:
                     authority = value
-                elif name == b":protocol":
+                elif name == b":protocol" and protocol is None:
                     protocol = value
-            elif name == b"cookie":
+                else:
+                    raise _Malformed("Unknown or repeated pseudo-header")
+                continue
+            if not regular:
+                regular = True
+                if authority is not None:
+                    # 8.3.1: :authority stands for Host; first, as in HTTP/1.1.
+                    headers.append((b"host", authority))
+            if name not in checked:
+                if _FIELD_NAME.fullmatch(name) is None:
+                    raise _Malformed("Invalid field name")
+                if name in _CONNECTION_HEADERS:
+                    # 8.2.2: connection-specific fields are malformed.
+                    raise _Malformed("Connection-specific field")
+                if len(checked) < _CHECKED_NAMES_MAX:
+                    checked.add(name)
+            if name == b"cookie":
                 # RFC 9113 8.2.3: crumbs may come as separate fields; an
                 # HTTP/1.1 application expects one.
                 if cookies is None:
@@ -474,8 +551,18 @@ class H2Core:
                 else:
                     cookies.append(value)
             elif name == b"host":
+                if host is not None:
+                    raise _Malformed("Repeated Host")
+                host = value
                 if authority is None:
                     headers.append((name, value))
+                elif value != authority:
+                    # 8.3.1: both present must name the same authority (h2's rule).
+                    raise _Malformed("Host differs from :authority")
+            elif name == b"te":
+                if value.lower() != b"trailers":
+                    raise _Malformed("TE other than trailers")  # 8.2.2
+                headers.append((name, value))
             else:
                 if name == b"content-length":
                     if not value.isdigit() or not value.isascii():
@@ -484,11 +571,22 @@ class H2Core:
                 elif name == b"expect":
                     expect_continue = value.lower() == b"100-continue"
                 headers.append((name, value))
+        if not regular and authority is not None:
+            headers.append((b"host", authority))
+        # 8.3.1 and 8.5 (RFC 8441 4 for :protocol): the pseudo-headers a request needs.
         if method is None:
-            raise H2Error(400, "Missing :method")
-        if authority is not None:
-            # RFC 9113 8.3.1: :authority wins over a Host field.
-            headers = [(b"host", authority), *(h for h in headers if h[0] != b"host")]
+            raise _Malformed("Missing :method")
+        if method == b"CONNECT" and protocol is None:
+            if scheme is not None or path is not None:
+                raise _Malformed("CONNECT with :scheme or :path")
+        elif scheme is None or path is None:
+            raise _Malformed("Missing :scheme or :path")
+        elif protocol is not None and method != b"CONNECT":
+            raise _Malformed(":protocol outside CONNECT")
+        if authority is None and host is None:
+            raise _Malformed("Neither :authority nor Host")
+        if path is not None and not path:
+            raise _Malformed("Empty :path")
         if cookies is not None:
             headers.append((b"cookie", b"; ".join(cookies)))
         if len(headers) > self.max_header_fields:
