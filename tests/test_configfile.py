@@ -295,3 +295,20 @@ def test_file_options_reads_a_tool_table_in_hurtle_toml(tmp_path: Path) -> None:
     path = tmp_path / "hurtle.toml"
     path.write_text("[tool.hurtle]\nport = 5\n")
     assert file_options(path) == (None, {"port": 5})
+
+
+def test_reread_sees_the_file_as_it_is_now(workdir: Path) -> None:
+    from hurtle.cli import _config_and_actions  # noqa: PLC0415
+
+    (workdir / "hurtle.toml").write_text('app = "main:app"\nworkers = 2\n')
+    config, _, _, reread = _config_and_actions(["--port", "7000"])
+    assert (config.workers, config.port) == (2, 7000)
+    (workdir / "hurtle.toml").write_text('app = "main:app"\nworkers = 3\nport = 1\n')
+    again = reread()
+    assert (again.workers, again.port) == (3, 7000)  # the command line still wins
+    (workdir / "hurtle.toml").write_text("workers = 3\n")
+    with pytest.raises(ConfigError, match="APP"):
+        reread()
+    (workdir / "hurtle.toml").write_text('app = "main:app"\nworkers = 0\n')
+    with pytest.raises(ValueError, match="workers"):
+        reread()

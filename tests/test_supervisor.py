@@ -366,3 +366,31 @@ def _get_or_error(url: str) -> None:
     # The forced stop cuts the request: that is the point.
     with contextlib.suppress(httpx.HTTPError):
         _get(url)
+
+
+def test_reread_applies_worker_options_and_keeps_socket_options() -> None:
+    from hurtle.binds import BoundSockets  # noqa: PLC0415
+    from hurtle.supervisor import Supervisor  # noqa: PLC0415
+
+    current = [Config(APP, workers=2, port=0)]
+    supervisor = Supervisor(current[0], BoundSockets([], []), 2, reread_config=lambda: current[0])
+    try:
+        supervisor.target = 4  # two SIGTTINs
+        current[0] = Config("other:app", workers=2, port=9, timeout_keep_alive=9)
+        assert supervisor._reread()
+        config = supervisor.config
+        assert (config.app, config.timeout_keep_alive, config.port) == ("other:app", 9.0, 0)
+        assert supervisor.target == 4  # the configured count did not change
+        current[0] = Config("other:app", workers=3)
+        assert supervisor._reread()
+        assert supervisor.target == 3
+
+        def broken() -> Config:
+            raise ValueError("bad")
+
+        supervisor.reread_config = broken
+        assert not supervisor._reread()
+        assert supervisor.config.workers == 3
+    finally:
+        os.close(supervisor._wake_r)
+        os.close(supervisor._wake_w)
