@@ -355,6 +355,9 @@ class HTTPCycle:
                     headers, _ = validate_headers([(b"link", link) for link in links])
                     self.writer.write_informational(103, headers)
                 return
+            if mtype == "http.response.push":
+                self._push(message)
+                return
             raise RuntimeError(f"Expected ASGI message 'http.response.start', but got {mtype!r}.")
         if state == _HEAD_PENDING and mtype == "http.response.pathsend":
             await self._pathsend(message)
@@ -371,6 +374,9 @@ class HTTPCycle:
                 self.writer.write_trailers(self._headers)
                 self._complete()
             return
+        if mtype == "http.response.push":
+            self._push(message)
+            return
         if state == _DONE:
             raise RuntimeError(
                 f"Unexpected ASGI message {mtype!r} sent, after response already completed."
@@ -381,6 +387,17 @@ class HTTPCycle:
             _TRAILERS: "http.response.trailers",
         }[state]
         raise RuntimeError(f"Expected ASGI message {expected!r}, but got {mtype!r}.")
+
+    def _push(self, message: Mapping[str, Any]) -> None:
+        # Server push is best effort (asgiref's extension): ignored where the
+        # writer did not advertise it, and once the response is complete.
+        push = getattr(self.writer, "push", None)
+        if (
+            push is not None
+            and self._state != _DONE
+            and "http.response.push" in self.scope["extensions"]
+        ):
+            push(message)
 
     def _finish_body(self) -> None:
         if self._trailers:
