@@ -218,7 +218,8 @@ class RawH2:
                 self.conn.state_machine.state = ConnectionState.CLIENT_OPEN
 
     def response(self, sid: int, timeout: float | None = None) -> Response:
-        response = self.responses[sid]
+        # setdefault: a pushed stream's response may not have begun yet.
+        response = self.responses.setdefault(sid, Response())
         self.pump(lambda: response.ended or response.reset is not None, timeout)
         return response
 

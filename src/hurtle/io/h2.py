@@ -35,8 +35,9 @@ import logging
 import os
 import socket
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote
 
-from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
+from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope, validate_headers
 from hurtle.asgi.websocket import websocket_scope
 from hurtle.io.h1 import H1Protocol, _address, _service_unavailable, start_task
 from hurtle.io.state import over_concurrency_limit
@@ -84,6 +85,12 @@ _CONNECTION_HEADERS = frozenset(
 )
 # content-length (static table entry 28), literal without indexing (RFC 7541 6.2.2).
 _CONTENT_LENGTH_PREFIX = encode_fields([(b"content-length", b"")])[:-1]
+# Fields a promised request cannot carry: connection-specific ones (RFC 9113
+# 8.2.2), host (its :authority is this request's) and framing of a body it
+# does not have (8.4: a promised request is safe and has no content).
+_PUSH_DROPPED = _CONNECTION_HEADERS | {b"host", b"content-length", b"te"}
+# Characters a :path keeps as they are; the rest are percent-encoded (RFC 3986 3.3, 3.4).
+_PATH_SAFE = "/?=&;:@!$'()*+,%~-._"
 # Bytes read from a file per DATA burst for http.response.pathsend.
 _FILE_CHUNK = 1 << 16
 
@@ -213,6 +220,61 @@ class H2Stream:
 
     def write_continue(self) -> None:
         self.write_informational(100, [])
+
+    def push(self, message: Any) -> None:
+        """``http.response.push``: PUSH_PROMISE a GET of ``path``, then serve it as a new stream.
+
+        The promised request gets this request's scheme and authority (RFC
+        9113 8.4: the server is authoritative for them) and the message's
+        headers; its response comes from the same app through the same
+        bridge. Nothing happens when the core cannot push now (see
+        `H2Core.push`).
+        """
+        path = message.get("path")
+        if not isinstance(path, str):
+            raise TypeError("'path' of http.response.push must be a str")
+        raw_path = quote(path, safe=_PATH_SAFE).encode("ascii")
+        if raw_path[:1] != b"/":
+            raise RuntimeError("'path' of http.response.push must start with '/'")
+        headers, _ = validate_headers(message.get("headers", ()))
+        conn = self.conn
+        cycle = self.cycle
+        if conn.closing_now or self.ended or cycle is None:
+            return
+        authority = b""
+        for name, value in cycle.scope["headers"]:
+            if name == b"host":
+                authority = value
+                break
+        fields = [(name, value) for name, value in headers if name not in _PUSH_DROPPED]
+        request = [
+            (b":method", b"GET"),
+            (b":scheme", conn.scheme.encode()),
+            (b":authority", authority),
+            (b":path", raw_path),
+            *fields,
+        ]
+        promised = conn.core.push(self.stream_id, request)
+        if promised is None:
+            return
+        conn.want_flush()
+        path_only, _, query = raw_path.partition(b"?")
+        conn.start_pushed(
+            StreamRequest(
+                promised,
+                b"GET",
+                raw_path,
+                path_only,
+                query,
+                [(b"host", authority), *fields],
+                scheme=conn.scheme.encode(),
+                authority=authority,
+                protocol=None,
+                content_length=None,
+                expect_continue=False,
+                stream_ended=True,
+            )
+        )
 
     async def wait_writable(self) -> None:
         conn = self.conn
@@ -707,7 +769,7 @@ class H2Protocol(asyncio.Protocol):
             self.server,
             self.config.root_path,
             state.app_state,
-            dict(self._extensions_base),
+            self._extensions(sid),
         )
         cycle = HTTPCycle(scope, stream, not request.has_body, request.expect_continue)
         stream.cycle = cycle
@@ -722,6 +784,18 @@ class H2Protocol(asyncio.Protocol):
             state.tasks.add(task)
             task.add_done_callback(state.tasks.discard)
             task.add_done_callback(lambda _: self._stream_finished(stream))
+
+    def _extensions(self, stream_id: int) -> dict[str, Any]:
+        extensions = dict(self._extensions_base)
+        if stream_id % 2 and self.core.push_enabled:
+            # Only where the client allows push, and never on a pushed
+            # stream (RFC 9113 6.6: PUSH_PROMISE only on a client's stream).
+            extensions["http.response.push"] = {}
+        return extensions
+
+    def start_pushed(self, request: StreamRequest) -> None:
+        """Run the app for a promised request (`H2Stream.push`), as for a client's."""
+        self._start_stream(request)
 
     def _stream_finished(self, stream: H2Stream) -> None:
         """The app of a stream returned: the stream stops counting as concurrent."""

@@ -289,6 +289,7 @@ class H2Core:
         "max_control_frames",
         "max_header_fields",
         "max_resets",
+        "pushed",
     )
 
     def __init__(
@@ -338,6 +339,9 @@ class H2Core:
         #: an app task, also after the client reset it, so this (not h2's open
         #: stream count) is what the concurrency limit counts.
         self.active: set[int] = set()
+        #: Streams we promised (server push) and not yet `stream_done`: their
+        #: own count, bounded by both sides' concurrency limits.
+        self.pushed: set[int] = set()
         self.closed = False
         self._outbound: dict[int, _Outbound] = {}
         # Bytes written here rather than by h2 (graceful GOAWAY, DATA frames),
@@ -442,9 +446,11 @@ class H2Core:
             elif kind is h2.events.StreamReset:
                 stream_id = event.stream_id
                 self._outbound.pop(stream_id, None)
-                if event.remote_reset:
+                if event.remote_reset and stream_id % 2:
+                    # A client cancelling a push it has cached is no attack:
+                    # only resets of its own streams count.
                     self._resets_received += 1
-                if stream_id in self.active:
+                if stream_id in self.active or stream_id in self.pushed:
                     events.append(StreamReset(stream_id, int(event.error_code), event.remote_reset))
             elif kind is h2.events.WindowUpdated:
                 self._window_opened(event.stream_id, events)
@@ -643,6 +649,38 @@ class H2Core:
     def stream_done(self, stream_id: int) -> None:
         """The app of ``stream_id`` finished: it no longer counts as concurrent."""
         self.active.discard(stream_id)
+        self.pushed.discard(stream_id)
+
+    @property
+    def push_enabled(self) -> bool:
+        """Whether the client allows server push (SETTINGS_ENABLE_PUSH, RFC 9113 6.5.2)."""
+        return bool(self._conn.remote_settings.enable_push) and not self.closed
+
+    def push(self, stream_id: int, request: list[tuple[bytes, bytes]]) -> int | None:
+        """PUSH_PROMISE on ``stream_id`` for ``request`` (pseudo-headers first, RFC 9113 8.4).
+
+        Returns the promised stream's id, on which the response then goes as
+        on any stream; None when no push can go now: the client disabled it,
+        a GOAWAY was sent, ``stream_id`` can no longer carry frames or is
+        itself pushed (6.6), or as many pushes run as the client's
+        SETTINGS_MAX_CONCURRENT_STREAMS (5.1.2) or our own limit allows.
+        """
+        conn = self._conn
+        if not self.push_enabled or self._goaway_sent or not stream_id % 2:
+            return None
+        limit = min(conn.remote_settings.max_concurrent_streams, self.max_concurrent_streams)
+        if len(self.pushed) >= limit:
+            return None
+        stream = conn.streams.get(stream_id)
+        if stream is None or stream.state_machine.state not in _SENDING_STATES:
+            return None
+        try:
+            promised: int = conn.get_next_available_stream_id()
+            conn.push_stream(stream_id, promised, request)
+        except h2.exceptions.H2Error:
+            return None
+        self.pushed.add(promised)
+        return promised
 
     # -- sending -----------------------------------------------------------------
 
