@@ -181,3 +181,57 @@ def test_good_trailers_end_the_stream() -> None:
     core.receive_data(send_block(cli, 1, POST, end=False), 0.0)
     events = core.receive_data(send_block(cli, 1, [(b"x-sum", b"1")]), 0.0)
     assert [(type(e), e.trailers) for e in events] == [(StreamEnded, [(b"x-sum", b"1")])]
+
+
+# -- the decoder's memory of indexed-only blocks -------------------------------------
+
+
+def test_indexed_only_block_follows_table_changes() -> None:
+    """The same bytes name other fields once the table changed: nothing stale comes out."""
+    core, cli = pair()
+    encoder = hpack.Encoder()
+    cli.encoder = encoder
+    first = [*GET, (b"x-a", b"1")]
+    sid = 1
+    seen = []
+    for fields in (first, first, first, [*GET, (b"x-b", b"2")], first, first):
+        # hpack indexes new fields, so the second time a field set is all
+        # indexed: the block bytes repeat while the table's contents move.
+        block = encoder.encode(fields)
+        frame = HeadersFrame(sid, data=block, flags=["END_HEADERS", "END_STREAM"])
+        (request,) = core.receive_data(bytes(frame.serialize()), 0.0)
+        assert isinstance(request, StreamRequest)
+        seen.append((bytes(block), request.headers[1:]))
+        sid += 2
+    assert [headers for _, headers in seen] == [
+        [(b"x-a", b"1")],
+        [(b"x-a", b"1")],
+        [(b"x-a", b"1")],
+        [(b"x-b", b"2")],
+        [(b"x-a", b"1")],
+        [(b"x-a", b"1")],
+    ]
+    # The repeats were indexed-only blocks, and the last two are the same
+    # bytes as before the table moved, yet decode to what the table now says.
+    assert seen[1][0] == seen[2][0]
+    assert seen[4][0] == seen[5][0]
+
+
+def test_decoder_memory_unit() -> None:
+    from hurtle.protocol.h2.connection import _CachingDecoder  # noqa: PLC0415
+
+    decoder = _CachingDecoder()
+    encoder = hpack.Encoder()
+    literal = encoder.encode([(b"x-a", b"1")])  # inserted at index 62
+    assert decoder.decode(literal, raw=True) == [(b"x-a", b"1")]
+    indexed = bytes([0x80 | 62])
+    got = decoder.decode(indexed, raw=True)
+    assert got == [(b"x-a", b"1")]
+    got.append((b"mutated", b"!"))  # a hit is a fresh list
+    assert decoder.decode(indexed, raw=True) == [(b"x-a", b"1")]
+    assert decoder.decode(encoder.encode([(b"x-b", b"2")]), raw=True) == [(b"x-b", b"2")]
+    assert decoder.decode(indexed, raw=True) == [(b"x-b", b"2")]
+    # A table-size update shrinking the table to 0 evicts everything.
+    assert decoder.decode(b"\x20", raw=True) == []
+    with pytest.raises(hpack.exceptions.HPACKError):
+        decoder.decode(indexed, raw=True)

@@ -38,6 +38,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 import hpack.exceptions
 from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
@@ -216,6 +217,50 @@ class H2Error(Exception):
         self.reason = reason
 
 
+# Header blocks remembered per connection, and the largest one remembered.
+_DECODED_MAX = 64
+_DECODED_BLOCK_MAX = 64
+
+
+class _CachingDecoder(hpack.Decoder):
+    """HPACK's decoder, remembering blocks made only of one-byte indexed fields.
+
+    Such a block (every byte 0x81..0xfe: RFC 7541 6.1, an index below 127)
+    neither reads nor changes anything but the table, so while the dynamic
+    table is unchanged it decodes to the same fields. Clients that repeat a
+    request send exactly that after the first time (h2load, API pollers). Any
+    other block may insert into the table (or resize it): it forgets them all.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._decoded: dict[bytes, tuple[Any, ...]] = {}
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        decoded = self._decoded
+        cacheable = False
+        if raw and type(data) is bytes:
+            fields = decoded.get(data)
+            if fields is not None:
+                return list(fields)
+            cacheable = (
+                len(data) <= _DECODED_BLOCK_MAX and _ONLY_INDEXED.fullmatch(data) is not None
+            )
+        if not cacheable and decoded:
+            # Forgotten before decoding: a block that fails halfway may
+            # already have changed the table.
+            decoded.clear()
+        result = list(super().decode(data, raw))
+        if cacheable and len(decoded) < _DECODED_MAX:
+            decoded[data] = tuple(result)
+        return result
+
+
+# RFC 7541 6.1 with a one-byte index: 1xxxxxxx, neither 0x80 (index 0, an
+# error) nor 0xff (the prefix saturated, a longer integer follows).
+_ONLY_INDEXED = re.compile(rb"[\x81-\xfe]+")
+
+
 class _Connection(h2.connection.H2Connection):
     """`h2`'s connection with two hooks: a looser inbound stream cap and a reset counter."""
 
@@ -223,6 +268,9 @@ class _Connection(h2.connection.H2Connection):
 
     def __init__(self, config: h2.config.H2Configuration, stream_slack: int) -> None:
         super().__init__(config)
+        decoder = _CachingDecoder()
+        decoder.max_header_list_size = self.decoder.max_header_list_size
+        self.decoder = decoder
         self.stream_slack = stream_slack
         self.resets_sent = 0
 
