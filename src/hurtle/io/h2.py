@@ -328,6 +328,12 @@ class H2Stream:
 
     # -- internals -------------------------------------------------------------
 
+    def task_done(self, task: asyncio.Task[None]) -> None:
+        """The app task of this stream is over (returned, failed or cancelled)."""
+        conn = self.conn
+        conn.state.tasks.discard(task)
+        conn._stream_finished(self)
+
     def _ended(self) -> None:
         self.ended = True
         conn = self.conn
@@ -782,8 +788,8 @@ class H2Protocol(asyncio.Protocol):
         else:
             stream.task = task
             state.tasks.add(task)
-            task.add_done_callback(state.tasks.discard)
-            task.add_done_callback(lambda _: self._stream_finished(stream))
+            # One bound-method callback does both (no closure per stream).
+            task.add_done_callback(stream.task_done)
 
     def _extensions(self, stream_id: int) -> dict[str, Any]:
         extensions = dict(self._extensions_base)
