@@ -1414,11 +1414,11 @@ def update_readme(text: str, saved: Path) -> None:
     head, rest = content.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
     body = text.split("\n", 1)[1]  # drop the H1
-    body = body.split("## Commands", 1)[0].rstrip()
+    body = body.split("## Scenarios", 1)[0].rstrip()  # the per-scenario tables stay in the file
     body = body.replace("\n## ", "\n#### ").replace("\n### ", "\n##### ")
     block = (
         f"{README_START}\nFrom [`{saved.relative_to(BENCH)}`]({saved.relative_to(BENCH)})"
-        f" (exact commands there):\n{body}\n{README_END}"
+        f" (every scenario's table and the exact commands are there):\n{body}\n{README_END}"
     )
     README.write_text(head + block + tail)
     log(f"README: latest results updated from {saved.relative_to(REPO)}")
