@@ -1,0 +1,117 @@
+"""Streamed response parts written within one loop iteration leave in one write."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from hurtle.config import Config
+from hurtle.io.h1 import H1Protocol
+from hurtle.io.state import ServerState
+from tests.utils import run_server
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+class CountingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(name, default)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def streaming_app(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for _ in range(32):
+        await send({"type": "http.response.body", "body": b"x" * 1024, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def test_parts_sent_without_yielding_leave_in_one_write() -> None:
+    config = Config(streaming_app, access_log=False)
+    protocol = H1Protocol(config, streaming_app, ServerState(config))
+    transport = CountingTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(REQUEST)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    # Head, 32 chunks and the last chunk: one write (33+ without coalescing).
+    assert len(transport.writes) == 1
+    raw = transport.writes[0]
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert raw.count(b"400\r\n" + b"x" * 1024 + b"\r\n") == 32
+    assert raw.endswith(b"0\r\n\r\n")
+    protocol.connection_lost(None)
+
+
+async def test_large_parts_are_written_at_once_for_backpressure() -> None:
+    async def big_stream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(4):
+            await send({"type": "http.response.body", "body": b"y" * 40000, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    config = Config(big_stream, access_log=False)
+    protocol = H1Protocol(config, big_stream, ServerState(config))
+    transport = CountingTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(REQUEST)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    # Past 64 KiB held, the parts go to the transport (whose high-water mark
+    # pauses send()); they are never all held until the end.
+    assert len(transport.writes) >= 2
+    assert b"".join(transport.writes).count(b"y" * 40000) == 4
+    protocol.connection_lost(None)
+
+
+def test_a_part_reaches_the_client_while_the_app_waits() -> None:
+    # Server-sent events: one part, then the app waits for something the
+    # client triggers; the part must not sit in the server meanwhile.
+    release = asyncio.Event()
+    loop_box: list[asyncio.AbstractEventLoop] = []
+
+    async def sse(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        loop_box.append(asyncio.get_running_loop())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: one\n\n", "more_body": True})
+        await release.wait()
+        await send({"type": "http.response.body", "body": b"data: two\n\n"})
+
+    with (
+        run_server(sse, lifespan="off") as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+    ):
+        sock.sendall(REQUEST)
+        received = b""
+        while b"data: one" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, "closed before the first event"
+            received += chunk
+        assert b"data: two" not in received
+        loop_box[0].call_soon_threadsafe(release.set)
+        while not received.endswith(b"0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            assert chunk, "closed before the end"
+            received += chunk
+    assert b"data: two" in received
