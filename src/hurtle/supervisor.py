@@ -228,6 +228,16 @@ def _worker_server_class() -> type[Any]:
     return WorkerServer
 
 
+# The parent's "stop now" to its workers: a signal of its own, so that it can
+# never merge with the SIGTERM that asked for a graceful stop.
+_FORCE_SIGNAL = getattr(signal, "SIGQUIT", signal.SIGTERM)
+
+
+def _force_stop(server: Any) -> None:
+    server.should_exit = True
+    server.force_exit = True
+
+
 def worker_main() -> None:
     """Entry point of a worker process (started by `Supervisor`, never by hand)."""
     from hurtle.logging import LogConfigError, configure_logging  # noqa: PLC0415
@@ -262,6 +272,7 @@ def worker_main() -> None:
     server = _worker_server_class()(config, channel, spec["parent"])
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, lambda sig, frame: setattr(server, "reopen_logs", True))
+    signal.signal(_FORCE_SIGNAL, lambda sig, frame: _force_stop(server))
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=sockets)
 
@@ -416,8 +427,13 @@ class Supervisor:
             if self.stopping:
                 logger.warning("Forcing the workers to stop.")
                 self.forced = True
+                # SIGQUIT, not a second SIGTERM: POSIX does not queue a signal
+                # that is already pending, so a SIGTERM sent right after the
+                # stopping one could merge with it and leave a busy worker
+                # waiting out the whole graceful timeout (seen in CI). Workers
+                # take SIGQUIT as "stop now" (gunicorn's quick shutdown).
                 for worker in self.workers:
-                    self._signal(worker, signal.SIGTERM)
+                    self._signal(worker, _FORCE_SIGNAL)
             else:
                 logger.info("Stopping %d worker(s).", len(self.workers))
                 self.stopping = True
