@@ -129,6 +129,21 @@ def validate_headers(raw: Any) -> tuple[list[tuple[bytes, bytes]], int | None]:
     return headers, content_length
 
 
+def length_mismatch(sent: int, declared: int, more_body: bool) -> bool:
+    """The body so far breaks its Content-Length: longer, or short at its end.
+
+    Shared by every response the bridge frames (HTTP responses and WebSocket
+    denial responses); called only when a length was declared.
+    """
+    return sent > declared or (not more_body and sent < declared)
+
+
+def length_error(sent: int, declared: int | None) -> RuntimeError:
+    return RuntimeError(
+        f"Response body length ({sent} bytes so far) does not match Content-Length ({declared})"
+    )
+
+
 def _message_type(message: Any) -> str:
     if not isinstance(message, Mapping):
         raise TypeError(f"ASGI messages must be mappings, got {type(message).__name__}")
@@ -296,7 +311,7 @@ class HTTPCycle:
             more_body = bool(message.get("more_body", False))
             self._sent += len(body)
             limit = self._length_limit
-            if limit is not None and (self._sent > limit or (not more_body and self._sent < limit)):
+            if limit is not None and length_mismatch(self._sent, limit, more_body):
                 self._fail_length()
             if state == _HEAD_PENDING:
                 self._state = _STREAMING
@@ -413,10 +428,7 @@ class HTTPCycle:
     def _fail_length(self) -> None:
         self._state = _DONE
         self.writer.abort()
-        raise RuntimeError(
-            f"Response body length ({self._sent} bytes so far) does not match "
-            f"Content-Length ({self._content_length})"
-        )
+        raise length_error(self._sent, self._content_length)
 
     async def _pathsend(self, message: Mapping[str, Any]) -> None:
         path = message.get("path")
@@ -458,7 +470,7 @@ class HTTPCycle:
                 self.writer.write_head(self._status, self._headers, length, b"", False, False)
             self._sent += count
             limit = self._length_limit
-            if limit is not None and (self._sent > limit or (not more_body and self._sent < limit)):
+            if limit is not None and length_mismatch(self._sent, limit, more_body):
                 self._fail_length()
             if count:
                 await self.writer.sendfile(file, offset, count)

@@ -27,7 +27,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from hurtle.asgi.http import ASGI_VERSION, ClientDisconnected, decode_path, validate_headers
+from hurtle.asgi.http import (
+    ASGI_VERSION,
+    ClientDisconnected,
+    decode_path,
+    length_error,
+    length_mismatch,
+    validate_headers,
+)
 from hurtle.protocol.ws.frames import valid_close_code
 
 logger = logging.getLogger("hurtle.error")
@@ -316,7 +323,7 @@ class WebSocketCycle:
             more_body = bool(message.get("more_body", False))
             self._sent += len(body)
             limit = self._length_limit
-            if limit is not None and (self._sent > limit or (not more_body and self._sent < limit)):
+            if limit is not None and length_mismatch(self._sent, limit, more_body):
                 self._fail_length()
             if not more_body:
                 self._state = _CLOSED
@@ -377,10 +384,7 @@ class WebSocketCycle:
         # it is cut (a client never reads a short or long body as whole).
         self._state = _CLOSED
         self.writer.abort()
-        raise RuntimeError(
-            f"Response body length ({self._sent} bytes so far) does not match "
-            f"Content-Length ({self._content_length})"
-        )
+        raise length_error(self._sent, self._content_length)
 
     def _fail(self) -> None:
         state = self._state
