@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
 from hurtle.io.state import over_concurrency_limit
+from hurtle.io.timers import Deadline
 from hurtle.io.tls import tls_extension
 from hurtle.logging import escape_control
 from hurtle.protocol.errors import ProtocolError
@@ -94,7 +95,6 @@ class H1Protocol(asyncio.Protocol):
         "_access_log",
         "_app_trailers",
         "_closing",
-        "_deadline",
         "_deadline_kind",
         "_extensions_base",
         "_flush_scheduled",
@@ -139,8 +139,7 @@ class H1Protocol(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
         self.scheme = "http"
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
+        self._timer = Deadline(self.loop, self._on_deadline)
         self._deadline_kind = _KEEP_ALIVE
         self._read_paused = False
         self._write_paused = False
@@ -190,9 +189,7 @@ class H1Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
         self._closing = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         cycle = self.cycle
         if cycle is not None and not cycle.disconnected:
             cycle.disconnect()
@@ -261,7 +258,7 @@ class H1Protocol(asyncio.Protocol):
                     if (
                         self.cycle is None
                         and parser.in_partial_head
-                        and (self._deadline_kind != _HEAD_TIMEOUT or self._deadline is None)
+                        and (self._deadline_kind != _HEAD_TIMEOUT or self._timer.when is None)
                     ):
                         self._set_deadline(self.config.timeout_request_header, _HEAD_TIMEOUT)
                 elif event is PAUSED and parser.buffered > _PIPELINE_HIGH_WATER:
@@ -271,7 +268,7 @@ class H1Protocol(asyncio.Protocol):
     def _on_request(self, request: Request) -> None:
         if request.upgrade is not None and self._upgrade(request):
             return
-        self._deadline = None
+        self._timer.when = None
         state = self.state
         app = self.app
         limit = self.config.limit_concurrency
@@ -332,10 +329,7 @@ class H1Protocol(asyncio.Protocol):
         # handshake error): no timer, no pausing, not one of the server's
         # connections; the rest of _process() sees _closing and does nothing.
         self._closing = True
-        self._deadline = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         self.state.connections.discard(self)
         return True
 
@@ -355,10 +349,7 @@ class H1Protocol(asyncio.Protocol):
         if not take_over_preface(self):
             return False
         self._closing = True
-        self._deadline = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         self.state.connections.discard(self)
         return True
 
@@ -587,24 +578,12 @@ class H1Protocol(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _set_deadline(self, seconds: float, kind: int) -> None:
-        when = self.loop.time() + seconds
-        self._deadline = when
         self._deadline_kind = kind
-        timer = self._timer
-        if timer is None or timer.when() > when:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self.loop.call_at(when, self._on_timer)
+        self._timer.set(seconds)
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None or self._closing:
+    def _on_deadline(self) -> None:
+        if self._closing:
             return
-        if self.loop.time() < deadline:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-            return
-        self._deadline = None
         if self._deadline_kind == _HEAD_TIMEOUT and self.parser.in_partial_head:
             self._reject(408, "Timed out reading the request head")
         elif self.cycle is None and self.transport is not None:

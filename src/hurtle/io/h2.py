@@ -41,6 +41,7 @@ from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope, validate
 from hurtle.asgi.websocket import websocket_scope
 from hurtle.io.h1 import H1Protocol, _address, _service_unavailable, start_task
 from hurtle.io.state import over_concurrency_limit
+from hurtle.io.timers import Deadline
 from hurtle.io.tls import tls_extension
 from hurtle.io.ws import WebSocketSession
 from hurtle.logging import escape_control
@@ -537,7 +538,6 @@ class H2Protocol(asyncio.Protocol):
     """One HTTP/2 connection; constructed by the server as ``H2Protocol(config, app, state)``."""
 
     __slots__ = (
-        "_deadline",
         "_default_block",
         "_default_fields",
         "_default_fields_block",
@@ -588,8 +588,7 @@ class H2Protocol(asyncio.Protocol):
         self.closing_now = False
         self._read_paused = False
         self._flush_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
+        self._timer = Deadline(self.loop, self._on_deadline)
         self._default_block = b""
         self._default_headers: list[tuple[bytes, bytes]] = []
         self._default_fields_block = b""
@@ -702,9 +701,7 @@ class H2Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
         self.closing_now = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         for stream in list(self.streams.values()):
             cycle = stream.cycle
             if cycle is not None and not cycle.disconnected:
@@ -780,7 +777,7 @@ class H2Protocol(asyncio.Protocol):
         cycle = HTTPCycle(scope, stream, not request.has_body, request.expect_continue)
         stream.cycle = cycle
         self.streams[sid] = stream
-        self._deadline = None
+        self._timer.when = None
         state.total_requests += 1
         task = start_task(self.loop, cycle.run(app))
         if task.done():
@@ -858,7 +855,7 @@ class H2Protocol(asyncio.Protocol):
         session = H2WebSocket(config, self.app, state, stream)
         stream.session = session
         self.websockets[sid] = stream
-        self._deadline = None
+        self._timer.when = None
         state.total_requests += 1
         scope = websocket_scope(
             "2",
@@ -1023,21 +1020,10 @@ class H2Protocol(asyncio.Protocol):
     # -- timers and shutdown ---------------------------------------------------------
 
     def _set_idle_deadline(self) -> None:
-        when = self.loop.time() + self.config.timeout_keep_alive
-        self._deadline = when
-        timer = self._timer
-        if timer is None or timer.when() > when:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self.loop.call_at(when, self._on_timer)
+        self._timer.set(self.config.timeout_keep_alive)
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None or self.closing_now:
-            return
-        if self.loop.time() < deadline:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+    def _on_deadline(self) -> None:
+        if self.closing_now:
             return
         if not self.streams and not self.websockets:
             # Idle: a graceful GOAWAY, then close (RFC 9113 9.1).
