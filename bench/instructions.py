@@ -4,13 +4,17 @@ Wall-clock figures on a shared 2-core machine swing by 20 % or more; an
 instruction count does not, so this is the tool for A/B-ing a change to the
 hot path before confirming it with `run.py` against the peers.
 
-    python3 bench/instructions.py            # needs valgrind (apt-get install valgrind)
+    .venv/bin/python bench/instructions.py [--scenario plaintext|post|close]
+        [--server hurtle --server uvicorn --server raw]    # needs valgrind
 
-It serves N keep-alive GET requests through `H1Protocol` over a fake
-transport that feeds the next request as soon as a response is written (no
-sockets, no parsing by a client), on uvloop when installed, and prints
-(instructions for N+M requests - instructions for N) / M, plus the same for a
-raw `asyncio.Protocol` that answers without parsing: the harness's own cost.
+It serves N requests of a run.py scenario (the same apps, wrk's request bytes)
+through the server's protocol object over a fake transport that feeds the
+next request as soon as a response is written (no sockets, no client), on
+uvloop when installed, and prints (instructions for N+M requests - for N) / M.
+``raw`` is an `asyncio.Protocol` that answers without parsing: the harness's
+own cost. ``uvicorn`` runs uvicorn's httptools protocol under the peers'
+interpreter (bench/.venv-peers, made by run.py). Use the project's venv
+interpreter: without uvloop the loop's own cost swamps the comparison.
 """
 
 from __future__ import annotations
@@ -25,33 +29,59 @@ import sys
 import tempfile
 from typing import Any
 
-REQUEST = (
-    b"GET /plaintext HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
-)
-RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\nHello, world!"
+import apps  # bench/apps.py, beside this file
 
-
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    headers = [(b"content-type", b"text/plain")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b"Hello, world!"})
+# What wrk sends for each scenario of run.py (wrk adds Host; post.lua the rest).
+REQUESTS = {
+    "plaintext": b"GET /plaintext HTTP/1.1\r\nHost: localhost:8080\r\n\r\n",
+    "post": (
+        b"POST / HTTP/1.1\r\nHost: localhost:8080\r\nContent-Length: 4096\r\n"
+        b"Content-Type: application/octet-stream\r\n\r\n" + b"a" * 4096
+    ),
+    "close": b"GET / HTTP/1.1\r\nHost: localhost:8080\r\nConnection: close\r\n\r\n",
+}
+APPS = {"plaintext": apps.plaintext, "post": apps.echo, "close": apps.plaintext}
+# The last bytes of each scenario's response.
+ENDINGS = {"plaintext": apps.PLAINTEXT_BODY, "post": b"a" * 64, "close": apps.PLAINTEXT_BODY}
+RAW_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\nHello, world!"
 
 
 class PingPongTransport:
-    """Answers each response with the next request, on the next loop turn."""
+    """Answers each response with the next request, on the next loop turn.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, requests: int) -> None:
+    For the ``close`` scenario every response is followed by the server's
+    close, connection_lost, and a new protocol and connection.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, requests: int, scenario: str, factory: Any
+    ) -> None:
         self.loop = loop
         self.left = requests
         self.done = loop.create_future()
+        self.request = REQUESTS[scenario]
+        self.ending = ENDINGS[scenario]
+        self.reconnect = scenario == "close"
+        self.factory = factory
         self.protocol: Any = None
+        self.closing = False
+
+    def connect(self) -> None:
+        self.closing = False
+        self.protocol = self.factory()
+        self.protocol.connection_made(self)
+        self.protocol.data_received(self.request)
 
     def write(self, data: bytes) -> None:
+        # A response ends with its body; a server that writes the head and
+        # the body apart (uvicorn) must not be fed two requests per response.
+        if not data.endswith(self.ending):
+            return
         self.left -= 1
         if self.left <= 0:
             self.done.set_result(None)
-        else:
-            self.loop.call_soon(self.protocol.data_received, REQUEST)
+        elif not self.reconnect:
+            self.loop.call_soon(self.protocol.data_received, self.request)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(
@@ -59,10 +89,18 @@ class PingPongTransport:
         )
 
     def close(self) -> None:
-        pass
+        if self.closing:
+            return
+        self.closing = True
+        self.loop.call_soon(self._lost)
+
+    def _lost(self) -> None:
+        self.protocol.connection_lost(None)
+        if self.left > 0:
+            self.connect()
 
     def is_closing(self) -> bool:
-        return False
+        return self.closing
 
     def pause_reading(self) -> None:
         pass
@@ -70,58 +108,91 @@ class PingPongTransport:
     def resume_reading(self) -> None:
         pass
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
 
 class RawProtocol(asyncio.Protocol):
+    """The harness's own cost: answers on a blank line, no parsing, no ASGI."""
+
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         if data.find(b"\r\n\r\n") != -1:
-            self.transport.write(RESPONSE)
+            self.transport.write(RAW_RESPONSE)
 
 
-async def serve(requests: int, raw: bool) -> None:
+SERVERS = {
+    "hurtle": "hurtle H1Protocol",
+    "raw": "raw asyncio.Protocol (plaintext only)",
+    "uvicorn": "uvicorn HttpToolsProtocol (httptools)",
+    "proto": "throwaway prototype (PROTO env var: a module with Proto(app))",
+}
+
+
+def protocol_factory(server: str, app: Any) -> Any:
+    if server == "raw":
+        return RawProtocol
+    if server == "uvicorn":
+        from uvicorn.config import Config as UvicornConfig  # noqa: PLC0415 - peers' venv only
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: PLC0415
+        from uvicorn.server import ServerState as UvicornState  # noqa: PLC0415
+
+        uconfig = UvicornConfig(app, access_log=False, http="httptools", lifespan="off")
+        uconfig.load()
+        ustate = UvicornState()
+        return lambda: HttpToolsProtocol(uconfig, ustate, {})
+    if server == "proto":
+        import importlib.util  # noqa: PLC0415
+
+        spec = importlib.util.spec_from_file_location("proto", os.environ["PROTO"])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return lambda: module.Proto(app)
+    from hurtle.config import Config  # noqa: PLC0415 - only in the measured child
+    from hurtle.io.h1 import H1Protocol  # noqa: PLC0415
+    from hurtle.io.state import ServerState  # noqa: PLC0415
+
+    config = Config(app, access_log=False)
+    state = ServerState(config)
+    return lambda: H1Protocol(config, app, state)
+
+
+async def serve(requests: int, server: str, scenario: str) -> None:
     loop = asyncio.get_running_loop()
-    transport = PingPongTransport(loop, requests)
-    protocol: Any
-    if raw:
-        protocol = RawProtocol()
-    else:
-        from hurtle.config import Config  # noqa: PLC0415 - only in the measured child
-        from hurtle.io.h1 import H1Protocol  # noqa: PLC0415
-        from hurtle.io.state import ServerState  # noqa: PLC0415
-
-        config = Config(app, access_log=False)
-        protocol = H1Protocol(config, app, ServerState(config))
-    transport.protocol = protocol
-    protocol.connection_made(transport)
-    protocol.data_received(REQUEST)
+    factory = protocol_factory(server, APPS[scenario])
+    transport = PingPongTransport(loop, requests, scenario, factory)
+    transport.connect()
     await transport.done
 
 
-def child(requests: int, raw: bool) -> None:
+def child(requests: int, server: str, scenario: str) -> None:
     try:
         import uvloop  # noqa: PLC0415
 
         loop = uvloop.new_event_loop()
     except ImportError:
         loop = asyncio.new_event_loop()
-    loop.run_until_complete(serve(max(requests, 1), raw))
+    loop.run_until_complete(serve(max(requests, 1), server, scenario))
 
 
-def count(requests: int, raw: bool) -> int:
+def count(requests: int, server: str, scenario: str, python: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         args = [
             "valgrind",
             "--tool=callgrind",
             f"--callgrind-out-file={tmp}/out",
-            sys.executable,
+            python,
             __file__,
             "--child",
             str(requests),
+            "--server",
+            server,
+            "--scenario",
+            scenario,
         ]
-        if raw:
-            args.append("--raw")
         done = subprocess.run(args, capture_output=True, text=True, check=True)
     match = re.search(r"Collected : (\d+)", done.stderr)
     if match is None:
@@ -133,19 +204,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--server",
+        action="append",
+        choices=sorted(SERVERS),
+        help="what to count (repeatable; default: hurtle and raw). 'uvicorn' runs"
+        " uvicorn's httptools protocol under the peers' interpreter (bench/.venv-peers)",
+    )
+    parser.add_argument("--scenario", choices=sorted(REQUESTS), default="plaintext")
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, args.raw)
+        child(args.child, args.server[0], args.scenario)
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
     os.environ["PYTHONPATH"] = os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])
-    for raw, name in ((False, "hurtle H1Protocol"), (True, "raw asyncio.Protocol")):
-        base = count(1, raw)
-        total = count(1 + args.requests, raw)
-        print(f"{name}: {(total - base) // args.requests} instructions per request")
+    bench = os.path.dirname(os.path.abspath(__file__))
+    peers = os.path.join(bench, ".venv-peers", "bin", "python")
+    servers = args.server or (["hurtle", "raw"] if args.scenario == "plaintext" else ["hurtle"])
+    if "raw" in servers and args.scenario != "plaintext":
+        raise SystemExit("the raw protocol answers plaintext only")
+    for server in servers:
+        python = sys.executable
+        if server == "uvicorn":
+            if not os.path.exists(peers):
+                raise SystemExit("no peers' venv: run bench/run.py once to create it")
+            python = peers
+        base = count(1, server, args.scenario, python)
+        total = count(1 + args.requests, server, args.scenario, python)
+        per = (total - base) // args.requests
+        print(f"{args.scenario}: {SERVERS[server]}: {per} instructions per request")
 
 
 if __name__ == "__main__":
