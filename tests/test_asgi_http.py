@@ -22,6 +22,7 @@ from hurtle.asgi.http import (
     HTTPCycle,
     decode_path,
     http_scope,
+    scope_base,
     validate_headers,
 )
 
@@ -116,16 +117,19 @@ def make_scope(
         "app_state": {},
     }
     params.update(kwargs)
-    return http_scope(
-        method,
+    base = scope_base(
         params["http_version"],
-        path,
-        params["query_string"],
-        params["headers"],
         params["scheme"],
         params["client"],
         params["server"],
         params["root_path"],
+    )
+    return http_scope(
+        base,
+        method,
+        path,
+        params["query_string"],
+        params["headers"],
         params["app_state"],
         {name: {} for name in extensions},
     )

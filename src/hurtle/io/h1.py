@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
-from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope
+from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope, scope_base
 from hurtle.io.state import over_concurrency_limit
 from hurtle.io.timers import Deadline
 from hurtle.io.tls import tls_extension
@@ -101,6 +101,7 @@ class H1Protocol(asyncio.Protocol):
         "_pending",
         "_pending_size",
         "_read_paused",
+        "_scope_base",
         "_timer",
         "_write_paused",
         "_write_waiter",
@@ -153,6 +154,8 @@ class H1Protocol(asyncio.Protocol):
         self._app_trailers = False
         self._access_log = config.access_log
         self._extensions_base: dict[str, Any] = {}
+        # The scope fields shared by every request here, built at the first.
+        self._scope_base: dict[str, Any] | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
@@ -277,19 +280,22 @@ class H1Protocol(asyncio.Protocol):
         extensions = dict(self._extensions_base)
         if request.te_trailers and request.http_version == "1.1":
             extensions["http.response.trailers"] = {}
+        base = self._scope_base
+        if base is None:
+            base = self._scope_base = scope_base(
+                "1.1", self.scheme, self.client, self.server, self.config.root_path
+            )
         scope = http_scope(
+            base,
             request.method,
-            request.http_version,
             request.path,
             request.query,
             request.headers,
-            self.scheme,
-            self.client,
-            self.server,
-            self.config.root_path,
             state.app_state,
             extensions,
         )
+        if request.http_version != "1.1":
+            scope["http_version"] = request.http_version
         cycle = HTTPCycle(
             scope,
             self,

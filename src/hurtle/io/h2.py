@@ -37,7 +37,13 @@ import socket
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
-from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope, validate_headers
+from hurtle.asgi.http import (
+    ClientDisconnected,
+    HTTPCycle,
+    http_scope,
+    scope_base,
+    validate_headers,
+)
 from hurtle.asgi.websocket import websocket_scope
 from hurtle.io.h1 import H1Protocol, _address, _service_unavailable, start_task
 from hurtle.io.state import over_concurrency_limit
@@ -546,6 +552,7 @@ class H2Protocol(asyncio.Protocol):
         "_flush_scheduled",
         "_h1_body",
         "_read_paused",
+        "_scope_base",
         "_timer",
         "access_log",
         "app",
@@ -594,6 +601,8 @@ class H2Protocol(asyncio.Protocol):
         self._default_fields_block = b""
         self._default_fields = b""
         self._extensions_base: dict[str, Any] = {}
+        # Built at the first request, once scheme, client and server are known.
+        self._scope_base: dict[str, Any] | None = None
         # After Upgrade: h2c with a body, the rest of that body still arrives
         # in HTTP/1.1 framing before the client's preface (RFC 7540 3.2).
         self._h1_body: Any = None
@@ -761,16 +770,17 @@ class H2Protocol(asyncio.Protocol):
         if limit is not None and over_concurrency_limit(limit, state):
             app = _service_unavailable
         stream = H2Stream(self, sid, request.method == b"HEAD")
+        base = self._scope_base
+        if base is None:
+            base = self._scope_base = scope_base(
+                "2", self.scheme, self.client, self.server, self.config.root_path
+            )
         scope = http_scope(
+            base,
             request.method,
-            "2",
             request.path,
             request.query,
             request.headers,
-            self.scheme,
-            self.client,
-            self.server,
-            self.config.root_path,
             state.app_state,
             self._extensions(sid),
         )
