@@ -399,6 +399,22 @@ def test_validate_headers_content_length() -> None:
         validate_headers([(b"content-length", b"3"), (b"content-length", b"4")])
 
 
+def test_validate_headers_value_cache_never_admits_a_bad_value() -> None:
+    # Good values are remembered; a value with a control is checked (and
+    # refused) every time, also once the cache is full of good ones.
+    good = [(b"x-n", b"v%d" % i) for i in range(700)]
+    assert validate_headers(good)[0] == good
+    assert validate_headers(good)[0] == good
+    for bad in (b"a\r\nset-cookie: x", b"a\x00", b"\x7f", b"a\nb"):
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match="Invalid HTTP header value"):
+                validate_headers([(b"x-a", b"ok"), (b"x-b", bad)])
+    long_value = b"y" * 1000
+    assert validate_headers([(b"x", long_value)])[0] == [(b"x", long_value)]
+    with pytest.raises(TypeError, match="must be bytes"):
+        validate_headers([(b"x", "text/plain")])
+
+
 # -- Content-Length accounting ---------------------------------------------------------------
 
 

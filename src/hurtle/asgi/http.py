@@ -45,6 +45,12 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # invent names cannot grow it without end.
 _NAME_CACHE: dict[bytes, bytes] = {}
 _NAME_CACHE_MAX = 512
+# Values already checked: content types and cache directives repeat on every
+# response, and a dict hit costs a fifth of a regex search. Short values only,
+# and a bounded count, so that the cache's memory stays small.
+_VALUE_CACHE: dict[bytes, None] = {}
+_VALUE_CACHE_MAX = 512
+_VALUE_CACHE_ITEM_MAX = 128
 
 _SERVER_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 _SERVER_ERROR_BODY = b"Internal Server Error"
@@ -110,19 +116,24 @@ def validate_headers(raw: Any) -> tuple[list[tuple[bytes, bytes]], int | None]:
                 lowered = name.lower()
                 if len(_NAME_CACHE) < _NAME_CACHE_MAX:
                     _NAME_CACHE[name] = lowered
-            if not isinstance(value, bytes):
+            if type(value) is not bytes and not isinstance(value, bytes):
                 raise TypeError(f"Header values must be bytes, got {type(value).__name__}")
-            if _BAD_VALUE.search(value) is not None:
-                raise RuntimeError(f"Invalid HTTP header value for {lowered!r}")
             if lowered == b"content-length":
+                # Digits only (so no control can hide in it): no value check.
                 stripped = value.strip()
                 if not stripped.isdigit() or not stripped.isascii():
                     raise RuntimeError(f"Invalid Content-Length header value {value!r}")
-                if content_length is not None and content_length != int(stripped):
+                length = int(stripped)
+                if content_length is not None and content_length != length:
                     raise RuntimeError("Conflicting Content-Length headers")
-                content_length = int(stripped)
+                content_length = length
                 # Framing headers are the writer's to emit, from content_length.
                 continue
+            if value not in _VALUE_CACHE:
+                if _BAD_VALUE.search(value) is not None:
+                    raise RuntimeError(f"Invalid HTTP header value for {lowered!r}")
+                if len(value) <= _VALUE_CACHE_ITEM_MAX and len(_VALUE_CACHE) < _VALUE_CACHE_MAX:
+                    _VALUE_CACHE[bytes(value)] = None
             headers.append((lowered, value))
     except ValueError:
         raise TypeError("Headers must be an iterable of [name, value] pairs") from None
