@@ -35,6 +35,11 @@ def status_line(status: int) -> bytes:
     return line
 
 
+# "content-length: N\r\n" by N: apps answer with few distinct lengths, and a
+# dict hit is a fifth of formatting the line. Bounded.
+_LENGTH_LINES: dict[int, bytes] = {}
+_LENGTH_LINES_MAX = 1024
+
 _MODE_LENGTH = 0
 _MODE_CHUNKED = 1
 _MODE_CLOSE = 2
@@ -110,58 +115,78 @@ class H1Connection:
         request = self.parser.request
         if request is None:
             raise RuntimeError("response_head() before a request")
-        http10 = self._http10 = request.http_version == "1.0"
-        head_only = request.method == b"HEAD"
         line = STATUS_LINES.get(status)
         parts = [line if line is not None else status_line(status)]
-        no_body = status < 200 or status == 204 or status == 304
         keep_alive = request.keep_alive and not self.closing
         for name, value in headers:
-            if name == b"transfer-encoding":
-                continue
-            if name == b"connection":
+            if name == b"transfer-encoding" or name == b"connection":
                 # Hop-by-hop and owned by the server: the app may ask to close,
                 # and the server writes the one Connection header itself.
-                if b"close" in value.lower():
+                if name == b"connection" and b"close" in value.lower():
                     keep_alive = False
                 continue
             parts.append(name + b": " + value + b"\r\n")
 
-        trailers = trailers and not http10 and request.te_trailers
-        self._trailers = trailers
-        if no_body:
-            # RFC 9110 8.6: a 304 may state the length of what it stands for;
-            # 1xx and 204 never carry the field.
-            if status == 304 and content_length is not None:
-                parts.append(b"content-length: %d\r\n" % content_length)
-            mode = _MODE_NONE
-        elif trailers:
-            # Trailers need chunked framing even when the length is known, and
-            # RFC 9112 6.2 forbids Content-Length alongside it.
-            parts.append(b"transfer-encoding: chunked\r\n")
-            mode = _MODE_CHUNKED
-        elif content_length is not None:
-            parts.append(b"content-length: %d\r\n" % content_length)
-            mode = _MODE_LENGTH
-        elif end:
-            if body or not head_only:
-                parts.append(b"content-length: %d\r\n" % len(body))
-            mode = _MODE_LENGTH
-        elif not http10:
-            parts.append(b"transfer-encoding: chunked\r\n")
-            mode = _MODE_CHUNKED
+        http10 = self._http10 = request.http_version == "1.0"
+        if status >= 200 and status != 204 and status != 304 and not trailers:
+            # The common case: a body framed by its length, or chunked.
+            if content_length is None and end and (body or request.method != b"HEAD"):
+                content_length = len(body)
+            if content_length is not None:
+                framing = _LENGTH_LINES.get(content_length)
+                if framing is None:
+                    framing = b"content-length: %d\r\n" % content_length
+                    if len(_LENGTH_LINES) < _LENGTH_LINES_MAX:
+                        _LENGTH_LINES[content_length] = framing
+                mode = _MODE_LENGTH
+            elif end:  # HEAD without a declared length
+                framing = b""
+                mode = _MODE_LENGTH
+            elif not http10:
+                framing = b"transfer-encoding: chunked\r\n"
+                mode = _MODE_CHUNKED
+            else:
+                framing = b""
+                mode = _MODE_CLOSE
+                keep_alive = False
+            self._trailers = False
         else:
-            mode = _MODE_CLOSE
-            keep_alive = False
+            trailers = trailers and not http10 and request.te_trailers
+            self._trailers = trailers
+            if status < 200 or status == 204 or status == 304:
+                # RFC 9110 8.6: a 304 may state the length of what it stands
+                # for; 1xx and 204 never carry the field.
+                framing = b""
+                if status == 304 and content_length is not None:
+                    framing = b"content-length: %d\r\n" % content_length
+                mode = _MODE_NONE
+            elif trailers:
+                # Trailers need chunked framing even when the length is known,
+                # and RFC 9112 6.2 forbids Content-Length alongside it.
+                framing = b"transfer-encoding: chunked\r\n"
+                mode = _MODE_CHUNKED
+            elif content_length is not None or end:
+                if content_length is None and (body or request.method != b"HEAD"):
+                    content_length = len(body)
+                framing = (
+                    b"" if content_length is None else b"content-length: %d\r\n" % content_length
+                )
+                mode = _MODE_LENGTH
+            elif not http10:
+                framing = b"transfer-encoding: chunked\r\n"
+                mode = _MODE_CHUNKED
+            else:
+                framing = b""
+                mode = _MODE_CLOSE
+                keep_alive = False
 
-        if not keep_alive:
-            parts.append(b"connection: close\r\n")
-        elif http10:
-            parts.append(b"connection: keep-alive\r\n")
         self.keep_alive = keep_alive
-        parts.append(default_block)
-        parts.append(b"\r\n")
-        if head_only or mode == _MODE_NONE:
+        if not keep_alive:
+            framing += b"connection: close\r\n"
+        elif http10:
+            framing += b"connection: keep-alive\r\n"
+        parts.append(framing + default_block + b"\r\n")
+        if mode == _MODE_NONE or request.method == b"HEAD":
             self._mode = _MODE_NONE
             return b"".join(parts)
         self._mode = mode
