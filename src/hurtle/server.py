@@ -577,6 +577,7 @@ class Server:
     def _should_stop(self) -> bool:
         if self.should_exit or self.state.should_exit:
             return True
+        self.state.refresh_date()
         self.on_tick()
         if self._retiring:
             return False

@@ -378,7 +378,7 @@ class H1Protocol(asyncio.Protocol):
         data = self.conn.response_head(
             status,
             headers,
-            self.state.default_header_block(),
+            self.state.header_block,
             content_length,
             body,
             end,
@@ -573,7 +573,7 @@ class H1Protocol(asyncio.Protocol):
         if transport is None:
             return
         if cycle is None or not cycle.response_started:
-            transport.write(error_response(status, reason, self.state.default_header_block()))
+            transport.write(error_response(status, reason, self.state.header_block))
         if cycle is not None:
             cycle.disconnect()
         transport.close()

@@ -957,7 +957,7 @@ class H2Protocol(asyncio.Protocol):
     # -- writing -------------------------------------------------------------------
 
     def default_headers(self) -> list[tuple[bytes, bytes]]:
-        block = self.state.default_header_block()
+        block = self.state.header_block
         if block is not self._default_block:
             # Rebuilt when the date changes: once a second at most.
             self._default_block = block
@@ -966,7 +966,7 @@ class H2Protocol(asyncio.Protocol):
 
     def default_fields(self) -> bytes:
         """`default_headers`, HPACK-encoded by `encode_fields` (rebuilt with the date)."""
-        block = self.state.default_header_block()
+        block = self.state.header_block
         if block is not self._default_fields_block:
             self._default_fields_block = block
             self._default_fields = encode_fields(_default_headers(block))

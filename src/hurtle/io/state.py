@@ -23,10 +23,10 @@ class ServerState:
     __slots__ = (
         "_date_second",
         "_fixed_headers",
-        "_header_block",
         "app_state",
         "connections",
         "date_header",
+        "header_block",
         "should_exit",
         "tasks",
         "total_requests",
@@ -46,23 +46,24 @@ class ServerState:
         self._fixed_headers = fixed
         self.date_header = config.date_header
         self._date_second = -1
-        self._header_block = fixed
+        #: The server-added header lines, each ending in CRLF.
+        self.header_block = fixed
+        self.refresh_date()
 
-    def default_header_block(self) -> bytes:
-        """The server-added header lines, each ending in CRLF; ``date`` refreshed each second.
+    def refresh_date(self) -> None:
+        """Rebuild `header_block` when the second has changed.
 
-        Computed lazily from the clock instead of by a ticking timer: one
-        ``time.time()`` per response is cheaper than a wake-up per second on an
-        idle server, and the block is rebuilt at most once a second.
+        The server calls this on its 0.1 s tick (and it runs once here at
+        construction), so a response reads an attribute instead of asking the
+        clock: the ``date`` line may lag by one tick, as Uvicorn's does.
         """
         if not self.date_header:
-            return self._fixed_headers
+            return
         now = int(time.time())
         if now != self._date_second:
             self._date_second = now
             date = formatdate(now, usegmt=True).encode("ascii")
-            self._header_block = b"date: " + date + b"\r\n" + self._fixed_headers
-        return self._header_block
+            self.header_block = b"date: " + date + b"\r\n" + self._fixed_headers
 
 
 def over_concurrency_limit(limit: int, state: ServerState) -> bool:

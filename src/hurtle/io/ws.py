@@ -139,7 +139,7 @@ def websocket_upgrade(h1: H1Protocol, request: Request) -> bool:
         )
         extra = b"".join(name + b": " + value + b"\r\n" for name, value in exc.headers)
         transport.write(
-            error_response(exc.status, exc.reason, extra + h1.state.default_header_block())
+            error_response(exc.status, exc.reason, extra + h1.state.header_block)
         )
         transport.close()
         return True
@@ -540,7 +540,7 @@ class WSProtocol(WebSocketSession, asyncio.Protocol):
         self, handshake: UpgradeRequest, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
     ) -> None:
         self.transport.write(
-            accept_response(handshake, subprotocol, headers, self.state.default_header_block())
+            accept_response(handshake, subprotocol, headers, self.state.header_block)
         )
         self._log_access(101)
 
@@ -558,7 +558,7 @@ class WSProtocol(WebSocketSession, asyncio.Protocol):
         h1.keep_alive = False
         self.transport.write(
             h1.response_head(
-                status, headers, self.state.default_header_block(), content_length, body, end
+                status, headers, self.state.header_block, content_length, body, end
             )
         )
         self._log_access(status)
