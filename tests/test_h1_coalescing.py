@@ -115,3 +115,96 @@ def test_a_part_reaches_the_client_while_the_app_waits() -> None:
             assert chunk, "closed before the end"
             received += chunk
     assert b"data: two" in received
+
+
+class VectorTransport(CountingTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.vectors: list[tuple[bytes, ...]] = []
+
+    def writelines(self, data: Any) -> None:
+        self.vectors.append(tuple(data))
+
+
+def big_body_app(method_body: bytes, status: int = 200, length: bool = True) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"%d" % len(method_body))] if length else []
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": method_body})
+
+    return app
+
+
+async def serve_one(app: Any, request: bytes) -> VectorTransport:
+    config = Config(app, access_log=False)
+    protocol = H1Protocol(config, app, ServerState(config))
+    transport = VectorTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(request)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    protocol.connection_lost(None)
+    return transport
+
+
+async def test_a_large_complete_body_is_not_copied_into_the_head() -> None:
+    body = b"z" * 200_000
+    for length in (True, False):
+        transport = await serve_one(big_body_app(body, length=length), REQUEST)
+        assert transport.writes == []
+        [(head, sent)] = transport.vectors
+        assert sent is body  # the app's own object: no copy
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"content-length: 200000\r\n" in head
+        assert head.endswith(b"\r\n\r\n")
+
+
+async def test_a_large_body_for_head_or_204_is_not_written() -> None:
+    body = b"z" * 200_000
+    transport = await serve_one(big_body_app(body, length=False), REQUEST.replace(b"GET", b"HEAD"))
+    assert transport.vectors == []
+    [head] = transport.writes
+    assert b"content-length: 200000\r\n" in head
+    assert head.endswith(b"\r\n\r\n")
+    transport = await serve_one(big_body_app(body, status=204, length=False), REQUEST)
+    assert transport.vectors == []
+    [head] = transport.writes
+    assert head.startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert b"content-length" not in head
+    assert head.endswith(b"\r\n\r\n")
+
+
+def test_large_bodies_end_to_end() -> None:
+    body = bytes(range(256)) * 1024  # 256 KiB
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [] if scope["path"] == "/nolength" else [(b"content-length", b"262144")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    with (
+        run_server(app) as server,
+        socket.create_connection((server.host, server.port), timeout=10) as sock,
+    ):
+        sock.sendall(
+            b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /nolength HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"HEAD /a HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
+        data = b""
+        expected = 2 * len(body)
+        while data.count(b"HTTP/1.1 200 OK") < 3 or len(data) < expected:
+            chunk = sock.recv(1 << 20)
+            assert chunk, "connection closed early"
+            data += chunk
+            if data.count(b"HTTP/1.1 200 OK") == 3 and data.endswith(b"\r\n\r\n"):
+                break
+        first, rest = data.split(b"\r\n\r\n", 1)
+        assert b"content-length: 262144" in first
+        assert rest[: len(body)] == body
+        second, rest = rest[len(body) :].split(b"\r\n\r\n", 1)
+        assert b"content-length: 262144" in second
+        assert rest[: len(body)] == body
+        third = rest[len(body) :]
+        assert third.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert third.endswith(b"\r\n\r\n")
+        assert b"content-length: 262144" in third

@@ -47,6 +47,9 @@ _PIPELINE_HIGH_WATER = 65536
 # Streamed response parts held for one loop iteration are written at once past
 # this size, so that a fast producer meets the transport's flow control.
 _COALESCE_LIMIT = 65536
+# A complete body at least this large is written beside its head (writelines)
+# rather than joined to it: the copy would cost more than a second buffer.
+_WRITE_APART = 65536
 
 # Python 3.12+: run the app up to its first real suspension right away, so a
 # handler that answers without waiting costs no extra loop iteration. Called
@@ -375,6 +378,25 @@ class H1Protocol(asyncio.Protocol):
         trailers: bool,
     ) -> None:
         self._app_trailers = trailers
+        assert self.transport is not None
+        if end and not trailers and len(body) >= _WRITE_APART:
+            # A large complete body goes out beside its head, not copied into
+            # one bytes object with it: uvloop writes both with one writev.
+            conn = self.conn
+            head = conn.response_head(
+                status,
+                headers,
+                self.state.header_block,
+                len(body) if content_length is None else content_length,
+                b"",
+                False,
+            )
+            if conn.sends_body:
+                self.transport.writelines((head, body))
+            else:  # HEAD, 204, 304: the head is all there is
+                self.transport.write(head)
+            self._response_done()
+            return
         data = self.conn.response_head(
             status,
             headers,
@@ -384,7 +406,6 @@ class H1Protocol(asyncio.Protocol):
             end,
             trailers,
         )
-        assert self.transport is not None
         if end:
             self.transport.write(data)
             if not trailers:
