@@ -309,9 +309,9 @@ class HTTPCycle:
     async def send(self, message: Mapping[str, Any]) -> None:
         # The checks of _message_type and _body_of, inlined for plain dicts
         # and bytes (what nearly every app sends): two calls fewer per message.
-        mtype = message.get("type") if type(message) is dict else None
-        if type(mtype) is not str:
-            mtype = _message_type(message)
+        # A type that is not a str matches none of the names below and ends
+        # in the "Expected ..." error: no separate check on the hot path.
+        mtype = message.get("type") if type(message) is dict else _message_type(message)
         if self.disconnected:
             raise ClientDisconnected("Client disconnected")
         state = self._state
@@ -319,10 +319,11 @@ class HTTPCycle:
             body = message.get("body", b"")
             if type(body) is not bytes:
                 body = _body_of(message)
-            more_body = bool(message.get("more_body", False))
-            self._sent += len(body)
+            more_body = message.get("more_body", False)
+            sent = self._sent = self._sent + len(body)
             limit = self._length_limit
-            if limit is not None and length_mismatch(self._sent, limit, more_body):
+            # length_mismatch(), inlined: it runs for every body message.
+            if limit is not None and (sent > limit or (not more_body and sent < limit)):
                 self._fail_length()
             if state == _HEAD_PENDING:
                 self._state = _STREAMING
@@ -384,6 +385,7 @@ class HTTPCycle:
             if mtype == "http.response.push":
                 self._push(message)
                 return
+            _message_type(message)  # a missing or non-str type is a TypeError
             raise RuntimeError(f"Expected ASGI message 'http.response.start', but got {mtype!r}.")
         if state == _HEAD_PENDING and mtype == "http.response.pathsend":
             await self._pathsend(message)
@@ -403,6 +405,7 @@ class HTTPCycle:
         if mtype == "http.response.push":
             self._push(message)
             return
+        _message_type(message)  # a missing or non-str type is a TypeError
         if state == _DONE:
             raise RuntimeError(
                 f"Unexpected ASGI message {mtype!r} sent, after response already completed."
