@@ -193,7 +193,9 @@ def count(requests: int, server: str, scenario: str, python: str) -> int:
             "--scenario",
             scenario,
         ]
-        done = subprocess.run(args, capture_output=True, text=True, check=True)
+        # A fixed hash seed: dict and set layouts, so counts, repeat run to run.
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        done = subprocess.run(args, capture_output=True, text=True, check=True, env=env)
     match = re.search(r"Collected : (\d+)", done.stderr)
     if match is None:
         raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr}")
