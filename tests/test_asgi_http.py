@@ -409,6 +409,10 @@ def test_validate_headers_value_cache_never_admits_a_bad_value() -> None:
         for _ in range(2):
             with pytest.raises(RuntimeError, match="Invalid HTTP header value"):
                 validate_headers([(b"x-a", b"ok"), (b"x-b", bad)])
+    for _ in range(2):  # parsed, then remembered
+        assert validate_headers([(b"content-length", b" 13 ")]) == ([], 13)
+        with pytest.raises(RuntimeError, match="Content-Length"):
+            validate_headers([(b"content-length", b"1\n3")])
     long_value = b"y" * 1000
     assert validate_headers([(b"x", long_value)])[0] == [(b"x", long_value)]
     with pytest.raises(TypeError, match="must be bytes"):

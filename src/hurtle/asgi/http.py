@@ -51,6 +51,8 @@ _NAME_CACHE_MAX = 512
 _VALUE_CACHE: dict[bytes, None] = {}
 _VALUE_CACHE_MAX = 512
 _VALUE_CACHE_ITEM_MAX = 128
+# Content-Length values already parsed (int() of bytes is slow next to a hit).
+_LENGTH_VALUES: dict[bytes, int] = {}
 
 _SERVER_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 _SERVER_ERROR_BODY = b"Internal Server Error"
@@ -120,10 +122,14 @@ def validate_headers(raw: Any) -> tuple[list[tuple[bytes, bytes]], int | None]:
                 raise TypeError(f"Header values must be bytes, got {type(value).__name__}")
             if lowered == b"content-length":
                 # Digits only (so no control can hide in it): no value check.
-                stripped = value.strip()
-                if not stripped.isdigit() or not stripped.isascii():
-                    raise RuntimeError(f"Invalid Content-Length header value {value!r}")
-                length = int(stripped)
+                length = _LENGTH_VALUES.get(value)
+                if length is None:
+                    stripped = value.strip()
+                    if not stripped.isdigit() or not stripped.isascii():
+                        raise RuntimeError(f"Invalid Content-Length header value {value!r}")
+                    length = int(stripped)
+                    if len(_LENGTH_VALUES) < _VALUE_CACHE_MAX:
+                        _LENGTH_VALUES[bytes(value)] = length
                 if content_length is not None and content_length != length:
                     raise RuntimeError("Conflicting Content-Length headers")
                 content_length = length
