@@ -13,7 +13,8 @@ next request as soon as a response is written (no sockets, no client), on
 uvloop when installed, and prints (instructions for N+M requests - for N) / M.
 ``raw`` is an `asyncio.Protocol` that answers without parsing: the harness's
 own cost. ``uvicorn`` runs uvicorn's httptools protocol under the peers'
-interpreter (bench/.venv-peers, made by run.py). Use the project's venv
+interpreter (bench/.venv-peers, made by run.py; PEERS_PYTHON=path overrides
+it, e.g. to compare on another Python version). Use the project's venv
 interpreter: without uvloop the loop's own cost swamps the comparison.
 """
 
@@ -223,7 +224,7 @@ def main() -> None:
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
     os.environ["PYTHONPATH"] = os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])
     bench = os.path.dirname(os.path.abspath(__file__))
-    peers = os.path.join(bench, ".venv-peers", "bin", "python")
+    peers = os.environ.get("PEERS_PYTHON") or os.path.join(bench, ".venv-peers", "bin", "python")
     servers = args.server or (["hurtle", "raw"] if args.scenario == "plaintext" else ["hurtle"])
     if "raw" in servers and args.scenario != "plaintext":
         raise SystemExit("the raw protocol answers plaintext only")
