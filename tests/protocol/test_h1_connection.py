@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import hurtle.protocol.h1.connection as connection_module
 from hurtle.protocol.events import EndOfMessage, Request
 from hurtle.protocol.h1 import (
     CONTINUE_RESPONSE,
@@ -451,3 +452,93 @@ def test_keep_alive_reset_per_request() -> None:
     conn.start_next_cycle()
     conn.next_event()
     assert conn.keep_alive is True
+
+
+# -- the remembered head ---------------------------------------------------------------
+
+_REQUESTS = {
+    "get11": GET11,
+    "get10": GET10,
+    "get10_ka": GET10_KA,
+    "head11": HEAD11,
+    "te11": GET11_TE,
+    "close11": b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+}
+_HEADER_SETS: list[list[tuple[bytes, bytes]]] = [
+    [(b"content-type", b"text/plain")],
+    [(b"content-type", b"text/html")],
+    [(b"content-type", b"text/plain"), (b"connection", b"close")],
+    [(b"content-type", b"text/plain"), (b"connection", b"keep-alive")],
+    [],
+]
+BLOCK_A = b"date: Thu, 01 Jan 2026 00:00:00 GMT\r\n"
+BLOCK_B = b"date: Thu, 01 Jan 2026 00:00:01 GMT\r\n"
+
+
+def _state(conn: H1Connection) -> tuple[Any, ...]:
+    return (conn.keep_alive, conn.sends_body, conn.chunked, conn.expects_trailers)
+
+
+def _combos() -> list[dict[str, Any]]:
+    combos = []
+    for req in _REQUESTS:
+        for status in (200, 204, 304, 404):
+            for length in (None, 5):
+                for hs in range(len(_HEADER_SETS)):
+                    for trailers in (False, True):
+                        for closing in (False, True):
+                            for block in (BLOCK_A, BLOCK_B):
+                                combos.append(
+                                    {
+                                        "req": req,
+                                        "status": status,
+                                        "length": length,
+                                        "hs": hs,
+                                        "trailers": trailers,
+                                        "closing": closing,
+                                        "block": block,
+                                    }
+                                )
+    return combos
+
+
+def _build(combo: dict[str, Any], body: bytes = b"hello") -> tuple[bytes, tuple[Any, ...]]:
+    conn = connection_for(_REQUESTS[combo["req"]])
+    conn.closing = combo["closing"]
+    data = conn.response_head(
+        combo["status"],
+        list(_HEADER_SETS[combo["hs"]]),
+        combo["block"],
+        combo["length"],
+        body,
+        True,
+        combo["trailers"],
+    )
+    return data, _state(conn)
+
+
+def test_remembered_head_is_what_building_it_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every combination, built cold (nothing remembered) and then again after
+    # each other combination was built last: the bytes and the connection's
+    # framing state must not depend on what was remembered.
+    combos = _combos()
+    cold = {}
+    for i, combo in enumerate(combos):
+        monkeypatch.setattr(connection_module, "_LAST_HEAD", (b"", 0, None, [], b""))
+        cold[i] = _build(combo)
+    primes = [c for c in combos if c["status"] in (200, 404) and not c["trailers"]]
+    for prime in primes[:: max(1, len(primes) // 40)]:
+        for i, combo in enumerate(combos):
+            _build(prime, body=b"other")
+            assert _build(combo) == cold[i], (prime, combo)
+
+
+def test_remembered_head_is_used_for_a_repeat() -> None:
+    conn = connection_for(GET11)
+    first = head(conn, 200, [(b"content-type", b"text/plain")], content_length=5, body=b"hello")
+    remembered = connection_module._LAST_HEAD[4]
+    assert first == remembered + b"hello"
+    conn = connection_for(GET11)
+    again = head(conn, 200, [(b"content-type", b"text/plain")], content_length=5, body=b"world")
+    assert again == remembered + b"world"
+    assert connection_module._LAST_HEAD[4] is remembered  # a hit, not a rebuild

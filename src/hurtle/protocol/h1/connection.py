@@ -40,6 +40,18 @@ def status_line(status: int) -> bytes:
 _LENGTH_LINES: dict[int, bytes] = {}
 _LENGTH_LINES_MAX = 1024
 
+# The last keep-alive, length-framed HTTP/1.1 head built, with what it was
+# built from: (server block, status, content length, headers, head bytes).
+# Most apps answer the same head over and over (a route's content type and
+# length); a match costs a few compares instead of building the head.
+_LAST_HEAD: tuple[bytes, int, int | None, list[tuple[bytes, bytes]], bytes] = (
+    b"",
+    0,
+    None,
+    [],
+    b"",
+)
+
 _MODE_LENGTH = 0
 _MODE_CHUNKED = 1
 _MODE_CLOSE = 2
@@ -115,6 +127,26 @@ class H1Connection:
         request = self.parser.request
         if request is None:
             raise RuntimeError("response_head() before a request")
+        global _LAST_HEAD
+        last_block, last_status, last_length, last_headers, last_head = _LAST_HEAD
+        if (
+            last_block is default_block
+            and last_status == status
+            and last_length == content_length
+            and not trailers
+            and request.keep_alive
+            and not self.closing
+            and request.http_version == "1.1"
+            and request.method != b"HEAD"
+            and last_headers == headers
+        ):
+            # The same head as the last response built (by any connection):
+            # the keep-alive case below, without building it again.
+            self._http10 = False
+            self._trailers = False
+            self.keep_alive = True
+            self._mode = _MODE_LENGTH
+            return last_head + body
         line = STATUS_LINES.get(status)
         parts = [line if line is not None else status_line(status)]
         keep_alive = request.keep_alive and not self.closing
@@ -191,6 +223,17 @@ class H1Connection:
             return b"".join(parts)
         self._mode = mode
         if mode == _MODE_LENGTH:
+            if (
+                content_length is not None
+                and keep_alive
+                and not http10
+                and status >= 200
+                and status != 204
+                and status != 304
+            ):
+                # Remembered for the next response with the same head; the
+                # list is the cycle's validated copy, never the app's.
+                _LAST_HEAD = (default_block, status, content_length, headers, b"".join(parts))
             # response_body() inline for the common case: the body as it is.
             parts.append(body)
         elif body or end:
