@@ -1228,6 +1228,25 @@ TARGETS = [
 ]
 
 
+def sleep_ceiling_row(cells: dict[str, Cell]) -> str:
+    """What no server can beat on the sleep scenario, as a ratio to uvicorn.
+
+    Each connection waits out the handler's sleep for every request, so no
+    server exceeds connections / sleep requests per second (256 / 10 ms =
+    25,600): a target above that ratio cannot be met by any server.
+    """
+    connections = SCENARIOS["sleep"].connections or 0
+    ceiling = connections / apps.SLEEP_SECONDS
+    uvicorn = cells.get("uvicorn")
+    med = uvicorn.median() if uvicorn and uvicorn.usable else None
+    value = "-" if not med else f"{ceiling / med:.2f}x"
+    return (
+        f"| sleep: ceiling for any server ({connections} connections / "
+        f"{apps.SLEEP_SECONDS * 1000:.0f} ms = {ceiling:,.0f} req/s) ÷ uvicorn[standard] "
+        f"| {value} | - |"
+    )
+
+
 def summary(results: dict[str, dict[str, Cell]]) -> str:
     lines = [
         "| scenario | hurtle req/s | ÷ uvicorn | ÷ granian | ÷ raw | hurtle-asyncio ÷ uvicorn "
@@ -1255,6 +1274,8 @@ def summary(results: dict[str, dict[str, Cell]]) -> str:
         value = ratio(results[scen], a, b)
         met = "-" if value is None else ("yes" if value >= minimum else "**no**")
         lines.append(f"| {label} | {'-' if value is None else f'{value:.2f}x'} | {met} |")
+        if scen == "sleep":
+            lines.append(sleep_ceiling_row(results[scen]))
     plain = results.get("plaintext", {})
     if "hurtle" in plain and "uvicorn" in plain:
         h, u = plain["hurtle"].rss_kib, plain["uvicorn"].rss_kib
