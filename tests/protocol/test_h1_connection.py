@@ -524,7 +524,7 @@ def test_remembered_head_is_what_building_it_gives(monkeypatch: pytest.MonkeyPat
     combos = _combos()
     cold = {}
     for i, combo in enumerate(combos):
-        monkeypatch.setattr(connection_module, "_LAST_HEAD", (b"", 0, None, [], b""))
+        monkeypatch.setattr(connection_module, "_LAST_HEAD", (b"", 0, None, [], False, False, b""))
         cold[i] = _build(combo)
     primes = [c for c in combos if c["status"] in (200, 404) and not c["trailers"]]
     for prime in primes[:: max(1, len(primes) // 40)]:
@@ -536,9 +536,9 @@ def test_remembered_head_is_what_building_it_gives(monkeypatch: pytest.MonkeyPat
 def test_remembered_head_is_used_for_a_repeat() -> None:
     conn = connection_for(GET11)
     first = head(conn, 200, [(b"content-type", b"text/plain")], content_length=5, body=b"hello")
-    remembered = connection_module._LAST_HEAD[4]
+    remembered = connection_module._LAST_HEAD[6]
     assert first == remembered + b"hello"
     conn = connection_for(GET11)
     again = head(conn, 200, [(b"content-type", b"text/plain")], content_length=5, body=b"world")
     assert again == remembered + b"world"
-    assert connection_module._LAST_HEAD[4] is remembered  # a hit, not a rebuild
+    assert connection_module._LAST_HEAD[6] is remembered  # a hit, not a rebuild

@@ -40,15 +40,18 @@ def status_line(status: int) -> bytes:
 _LENGTH_LINES: dict[int, bytes] = {}
 _LENGTH_LINES_MAX = 1024
 
-# The last keep-alive, length-framed HTTP/1.1 head built, with what it was
-# built from: (server block, status, content length, headers, head bytes).
+# The last length-framed HTTP/1.1 head built, with what it was built from and
+# its keep-alive decision: (server block, status, content length, headers,
+# whether the request allowed keep-alive, whether the response kept it, bytes).
 # Most apps answer the same head over and over (a route's content type and
 # length); a match costs a few compares instead of building the head.
-_LAST_HEAD: tuple[bytes, int, int | None, list[tuple[bytes, bytes]], bytes] = (
+_LAST_HEAD: tuple[bytes, int, int | None, list[tuple[bytes, bytes]], bool, bool, bytes] = (
     b"",
     0,
     None,
     [],
+    False,
+    False,
     b"",
 )
 
@@ -128,28 +131,30 @@ class H1Connection:
         if request is None:
             raise RuntimeError("response_head() before a request")
         global _LAST_HEAD
-        last_block, last_status, last_length, last_headers, last_head = _LAST_HEAD
+        last_block, last_status, last_length, last_headers, last_open, last_keep, last_head = (
+            _LAST_HEAD
+        )
+        may_keep = request.keep_alive and not self.closing
         if (
             last_block is default_block
             and last_status == status
             and last_length == content_length
+            and last_open == may_keep
             and not trailers
-            and request.keep_alive
-            and not self.closing
             and request.http_version == "1.1"
             and request.method != b"HEAD"
             and last_headers == headers
         ):
-            # The same head as the last response built (by any connection):
-            # the keep-alive case below, without building it again.
+            # The same head as the last response built (by any connection),
+            # from the same inputs: the length-framed case below, not rebuilt.
             self._http10 = False
             self._trailers = False
-            self.keep_alive = True
+            self.keep_alive = last_keep
             self._mode = _MODE_LENGTH
             return last_head + body
         line = STATUS_LINES.get(status)
         parts = [line if line is not None else status_line(status)]
-        keep_alive = request.keep_alive and not self.closing
+        keep_alive = may_keep
         for name, value in headers:
             if name == b"transfer-encoding" or name == b"connection":
                 # Hop-by-hop and owned by the server: the app may ask to close,
@@ -225,7 +230,7 @@ class H1Connection:
         if mode == _MODE_LENGTH:
             if (
                 content_length is not None
-                and keep_alive
+                and not trailers
                 and not http10
                 and status >= 200
                 and status != 204
@@ -233,7 +238,15 @@ class H1Connection:
             ):
                 # Remembered for the next response with the same head; the
                 # list is the cycle's validated copy, never the app's.
-                _LAST_HEAD = (default_block, status, content_length, headers, b"".join(parts))
+                _LAST_HEAD = (
+                    default_block,
+                    status,
+                    content_length,
+                    headers,
+                    may_keep,
+                    keep_alive,
+                    b"".join(parts),
+                )
             # response_body() inline for the common case: the body as it is.
             parts.append(body)
         elif body or end:
