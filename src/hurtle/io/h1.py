@@ -105,6 +105,7 @@ class H1Protocol(asyncio.Protocol):
         "_pending_size",
         "_read_paused",
         "_scope_base",
+        "_scope_base_wanted",
         "_timer",
         "_write_paused",
         "_write_waiter",
@@ -159,6 +160,7 @@ class H1Protocol(asyncio.Protocol):
         self._extensions_base: dict[str, Any] = {}
         # The scope fields shared by every request here, built at the first.
         self._scope_base: dict[str, Any] | None = None
+        self._scope_base_wanted = False
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
@@ -285,9 +287,17 @@ class H1Protocol(asyncio.Protocol):
             extensions["http.response.trailers"] = {}
         base = self._scope_base
         if base is None:
-            base = self._scope_base = scope_base(
-                "1.1", self.scheme, self.client, self.server, self.config.root_path
-            )
+            base = scope_base("1.1", self.scheme, self.client, self.server, self.config.root_path)
+            if self._scope_base_wanted:
+                self._scope_base = base
+                base = base.copy()
+            else:
+                # A connection's first request takes the fresh dict as its
+                # scope; a base to copy is kept from the second request on
+                # (one request per connection never pays for the copy).
+                self._scope_base_wanted = True
+        else:
+            base = base.copy()
         scope = http_scope(
             base,
             request.method,

@@ -776,7 +776,7 @@ class H2Protocol(asyncio.Protocol):
                 "2", self.scheme, self.client, self.server, self.config.root_path
             )
         scope = http_scope(
-            base,
+            base.copy(),
             request.method,
             request.path,
             request.query,
