@@ -171,6 +171,8 @@ async def serve(requests: int, server: str, scenario: str) -> None:
 
 def child(requests: int, server: str, scenario: str) -> None:
     try:
+        if os.environ.get("BENCH_LOOP") == "asyncio":
+            raise ImportError
         import uvloop  # noqa: PLC0415
 
         loop = uvloop.new_event_loop()
@@ -215,6 +217,12 @@ def main() -> None:
         " uvicorn's httptools protocol under the peers' interpreter (bench/.venv-peers)",
     )
     parser.add_argument("--scenario", choices=sorted(REQUESTS), default="plaintext")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the event loop of hurtle, raw and proto (uvicorn always runs on uvloop)",
+    )
     args = parser.parse_args()
     if args.child is not None:
         child(args.child, args.server[0], args.scenario)
@@ -234,10 +242,12 @@ def main() -> None:
             if not os.path.exists(peers):
                 raise SystemExit("no peers' venv: run bench/run.py once to create it")
             python = peers
+        os.environ["BENCH_LOOP"] = "uvloop" if server == "uvicorn" else args.loop
         base = count(1, server, args.scenario, python)
         total = count(1 + args.requests, server, args.scenario, python)
         per = (total - base) // args.requests
-        print(f"{args.scenario}: {SERVERS[server]}: {per} instructions per request")
+        loop = os.environ["BENCH_LOOP"]
+        print(f"{args.scenario}: {SERVERS[server]} on {loop}: {per} instructions per request")
 
 
 if __name__ == "__main__":
