@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 from hurtle.protocol.h1 import abnf
 
@@ -39,3 +40,43 @@ def test_field_line_count_matches_header_block_grammar() -> None:
             valid += 1
             assert fields == abnf.HEADER_FIELD.findall(block), block
     assert valid > 1000
+
+
+def test_plain_field_line_takes_exactly_the_valid_blocks_without_trailing_ows() -> None:
+    # The parser's fast path uses FIELD_LINE_PLAIN and leaves a block to
+    # FIELD_LINE whenever the counts differ: that must happen for every invalid
+    # block and for every valid block with trailing whitespace, and only then.
+    rng = random.Random(3)
+    head = b"GET / HTTP/1.1\r\n"
+    plain = 0
+    for _ in range(20000):
+        block = _random_block(rng)
+        buf = head + block
+        lines = buf.count(b"\n", len(head), len(buf))
+        fields = abnf.FIELD_LINE.findall(buf, len(head), len(buf))
+        plain_fields = abnf.FIELD_LINE_PLAIN.findall(buf, len(head), len(buf))
+        valid = len(fields) == lines
+        trailing_ows = re.search(rb"[ \t]\r\n", block) is not None
+        assert (len(plain_fields) == lines) == (valid and not trailing_ows), block
+        if len(plain_fields) == lines:
+            plain += 1
+            assert plain_fields == fields, block
+    assert plain > 1000
+
+
+def test_request_head_is_the_request_line_of_http_1() -> None:
+    rng = random.Random(4)
+    alphabet = [b"G", b"E", b"T", b" ", b"/", b"a", b"H", b"P", b"1", b"2", b".", b"\t", b"\x80"]
+    for _ in range(20000):
+        method = rng.choice([b"GET", b"POST", b"G@T", b"", b"M" * rng.randint(1, 3)])
+        target = b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4))) or b"/"
+        version = rng.choice([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1.x", b"http/1.1"])
+        line = method + b" " + target + b" " + version
+        match = abnf.REQUEST_LINE.fullmatch(line)
+        head = abnf.REQUEST_HEAD.match(line + b"\r\nHost: a\r\n\r\n")
+        if match is None or match.group(3) != b"1":
+            assert head is None, line
+        else:
+            assert head is not None, line
+            assert head.groups() == (match.group(1), match.group(2), match.group(4))
+            assert head.end() == len(line) + 2

@@ -23,6 +23,10 @@ TOKEN = TCHAR + rb"+"
 # percent-encodes them, and two parsers that disagree on them is how requests
 # get smuggled.
 REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+# The same line for HTTP/1.x only, with its CRLF, matched from the head's start:
+# it gives the line's end without a find() of its own (the parser's fast path;
+# any other line goes to the careful path, which tells 400 from 505).
+REQUEST_HEAD = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/1\.([0-9])\r\n")
 
 # RFC 9110 5.5 and RFC 9112 5:
 #   field-line   = field-name ":" OWS field-value OWS
@@ -42,6 +46,16 @@ HEADER_FIELD = re.compile(rb"([^:]+):[ \t]*((?:[^\r]*[^\r \t])?)[ \t]*\r\n")
 # instructions per request on bench/instructions.py (112.2k -> 110.2k).
 FIELD_LINE = re.compile(
     rb"^(" + TOKEN + rb"):[ \t]*((?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)[ \t]*\r\n",
+    re.MULTILINE,
+)
+# The same lines, but only those without trailing OWS, whose value then needs
+# no backtracking group to trim: tried first, as nearly every client sends no
+# trailing whitespace. A line it does not match (trailing OWS, or invalid)
+# makes the counts differ, and FIELD_LINE then decides for the whole block.
+# One possessive-free greedy run per value: about 650 fewer instructions per
+# header line than FIELD_LINE (callgrind).
+FIELD_LINE_PLAIN = re.compile(
+    rb"^(" + TOKEN + rb"):[ \t]*([\t\x20-\x7e\x80-\xff]*)(?<![ \t])\r\n",
     re.MULTILINE,
 )
 

@@ -45,6 +45,7 @@ _MAX_LEADING_EMPTY_LINES = 4
 # 16 hex digits cover any size that fits in 64 bits; more is never legitimate.
 _MAX_CHUNK_SIZE_DIGITS = 16
 _ABSOLUTE_PREFIX = (b"http://", b"https://")
+_new_request = object.__new__
 
 
 class RequestParser:
@@ -189,6 +190,114 @@ class RequestParser:
             raise
 
     def _parse_head(self) -> Event:
+        # The fast path: a whole head in a bytes buffer, its request line and
+        # every field line plain (abnf.REQUEST_HEAD, abnf.FIELD_LINE_PLAIN),
+        # within the limits, no framing header but Host and one well-formed
+        # Content-Length. Anything else, and every rejection, is decided by
+        # _parse_head_careful and _interpret, which start over: a request
+        # either path accepts comes out the same (tests/protocol/
+        # test_h1_fast_path.py compares them).
+        buf = self._buf
+        pos = self._pos
+        # A head that arrived in pieces has a scan mark (or is a bytearray):
+        # searching it from its start again would cost quadratic time.
+        if self._scan or type(buf) is not bytes:
+            return self._parse_head_careful()
+        end = buf.find(b"\r\n\r\n", pos)
+        if end == -1 or end + 4 - pos > self.max_head:
+            return self._parse_head_careful()
+        match = abnf.REQUEST_HEAD.match(buf, pos)
+        if match is None:
+            return self._parse_head_careful()
+        method, target, minor = match.groups()
+        start = match.end()  # the first field line
+        block_end = end + 2
+        fields = abnf.FIELD_LINE_PLAIN.findall(buf, start, block_end)
+        if (
+            start - 2 - pos > self.max_line
+            or len(fields) != buf.count(b"\n", start, block_end)
+            or len(fields) > self.max_fields
+        ):
+            return self._parse_head_careful()
+        self._pos = end + 4
+        # No scan mark means no partial head was seen, so _scan and
+        # _line_checked are as a head's end leaves them; empty lines before
+        # this request may have been counted, though.
+        self._empty_lines = 0
+        # RFC 9110 6.2: a 1.x request with a higher minor is answered as 1.1.
+        http_version = "1.0" if minor == b"0" else "1.1"
+
+        # Names lowercased in the loop that spots the framing headers. Any
+        # framing header besides Host and a first well-formed Content-Length
+        # goes to _interpret, which walks every field again from the first.
+        headers: list[tuple[bytes, bytes]] = []
+        append = headers.append
+        host_count = 0
+        content_length: int | None = None
+        for name, value in fields:
+            name = name.lower()
+            append((name, value))
+            if name not in _SPECIAL_HEADERS:
+                continue
+            if name == b"host":
+                host_count += 1
+            elif (
+                name == b"content-length"
+                and content_length is None
+                # bytes.isdigit: ASCII digits only, and False when empty: the
+                # same test as abnf.CONTENT_LENGTH without a regex call.
+                and value.isdigit()
+                and len(value) <= 18
+            ):
+                content_length = int(value)
+            else:
+                request = self.request = self._interpret(
+                    method, target, http_version, headers, fields
+                )
+                return request
+        if http_version == "1.1":
+            if host_count != 1:
+                raise BadRequest(
+                    "Missing Host header" if host_count == 0 else "Duplicate Host header"
+                )
+        elif host_count > 1:
+            raise BadRequest("Duplicate Host header")
+        if content_length is None:
+            self._remaining = 0
+            has_body = False
+        else:
+            max_body = self.max_body
+            if max_body is not None and content_length > max_body:
+                raise ContentTooLarge("Request body too large")
+            self._remaining = content_length
+            has_body = content_length != 0
+        if target[0] == 0x2F and method != b"CONNECT":  # origin-form, the common case
+            path, _, query = target.partition(b"?")
+        else:
+            path, query = self._split_target(method, target)
+        self._state = _BODY
+        # Built field by field rather than through Request.__init__: a Python
+        # call with 12 arguments less per request.
+        request = self.request = _new_request(Request)
+        request.method = method
+        request.target = target
+        request.path = path
+        request.query = query
+        request.http_version = http_version
+        request.headers = headers
+        request.keep_alive = http_version == "1.1"
+        request.content_length = content_length
+        request.chunked = False
+        request.expect_continue = False
+        request.te_trailers = False
+        request.upgrade = None
+        request.has_body = has_body
+        return request
+
+    def _parse_head_careful(self) -> Event:
+        """Any head the fast path does not take: in pieces, after empty lines,
+        too long, malformed, fields with trailing whitespace. Decides every
+        rejection, in the order the checks have always run."""
         buf = self._buf
         pos = self._pos
         size = len(buf)
@@ -242,7 +351,7 @@ class RequestParser:
         self._line_checked = False
         self._empty_lines = 0
 
-        request = self.request = self._interpret(method, target, http_version, fields)
+        request = self.request = self._interpret(method, target, http_version, [], fields)
         return request
 
     def _check_new_bytes(self, buf: bytes | bytearray, pos: int, what: str) -> int:
@@ -279,9 +388,20 @@ class RequestParser:
         return NEED_DATA
 
     def _interpret(
-        self, method: bytes, target: bytes, http_version: str, fields: list[tuple[bytes, bytes]]
+        self,
+        method: bytes,
+        target: bytes,
+        http_version: str,
+        headers: list[tuple[bytes, bytes]],
+        fields: list[tuple[bytes, bytes]],
     ) -> Request:
-        """The request of a validated head; sets up reading its body."""
+        """The request of a validated head with framing headers besides one Content-Length.
+
+        ``headers`` holds the fields `_parse_head` lowercased before it met
+        one it leaves to this careful walk; the rest of ``fields`` is
+        lowercased here. Every field is interpreted from the first, so the
+        first error in field order is the one raised, as it always was.
+        """
         host_count = 0
         content_length: int | None = None
         transfer_encoding: bytes | None = None
@@ -292,13 +412,10 @@ class RequestParser:
         upgrade: bytes | None = None
         connection_upgrade = False
 
-        # Names are lowercased in the same loop that looks for the framing
-        # headers (one pass over the fields, not a list comprehension first).
-        headers: list[tuple[bytes, bytes]] = []
         append = headers.append
-        for name, value in fields:
-            name = name.lower()
-            append((name, value))
+        for name, value in fields[len(headers) :]:
+            append((name.lower(), value))
+        for name, value in headers:
             if name not in _SPECIAL_HEADERS:
                 continue
             if name == b"host":
