@@ -251,11 +251,17 @@ class HTTPCycle:
 
     # -- from the adapter ------------------------------------------------------
 
-    def feed_body(self, data: bytes) -> bool:
-        """Buffer request body bytes; True when the adapter should pause reading."""
+    def feed_body(self, data: bytes, last: bool = False) -> bool:
+        """Buffer request body bytes; True when the adapter should pause reading.
+
+        ``last``: they end the body (`body_complete` in the same call).
+        """
         self._body.append(data)
         self._body_size += len(data)
-        self._wake()
+        if last:
+            self.request_complete = True
+        if self._waiter is not None:
+            self._wake()
         return self._body_size > self.HIGH_WATER
 
     def body_complete(self) -> None:

@@ -256,8 +256,16 @@ class H1Protocol(asyncio.Protocol):
                     return
             elif isinstance(event, Data):
                 cycle = self.cycle
-                if cycle is not None and cycle.feed_body(event.data):
+                if cycle is not None and cycle.feed_body(event.data, event.last):
                     self._pause_reading()
+                if event.last:
+                    # A Content-Length body is complete: its EndOfMessage
+                    # carries nothing more and the parser moves on at
+                    # start_next_cycle, as after a body-less request (two
+                    # parser events and a body_complete() fewer).
+                    if parser.buffered > _PIPELINE_HIGH_WATER:
+                        self._pause_reading()
+                    return
             elif isinstance(event, EndOfMessage):
                 if self.cycle is not None:
                     self.cycle.body_complete()

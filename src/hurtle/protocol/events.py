@@ -67,12 +67,20 @@ class Request:
 
 
 class Data:
-    """A piece of request body."""
+    """A piece of request body.
 
-    __slots__ = ("data",)
+    ``last`` is True when it ends a body framed by Content-Length: the
+    `EndOfMessage` that follows carries no trailers, so a consumer may take
+    the message as complete here without pulling it (the HTTP/1.1 parser
+    allows ``start_next_cycle`` from this point). Chunked bodies end only with
+    their `EndOfMessage`.
+    """
 
-    def __init__(self, data: bytes) -> None:
+    __slots__ = ("data", "last")
+
+    def __init__(self, data: bytes, last: bool = False) -> None:
         self.data = data
+        self.last = last
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Data) and other.data == self.data

@@ -1,0 +1,153 @@
+"""Request bodies through `H1Protocol` and `HTTPCycle`, over a fake transport.
+
+A Content-Length body ends with its last `Data` (``last=True``): the protocol
+hands it to the cycle as complete and does not pull the `EndOfMessage`;
+chunked bodies still end with theirs. Either way the app sees the same
+messages, and pipelined requests behind a body are served in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hurtle.asgi.http import HTTPCycle
+from hurtle.config import Config
+from hurtle.io.h1 import H1Protocol
+from hurtle.io.state import ServerState
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.paused = 0
+        self.resumed = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(name, default)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.paused += 1
+
+    def resume_reading(self) -> None:
+        self.resumed += 1
+
+
+def make_app(seen: list[list[dict[str, Any]]]) -> Any:
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        messages: list[dict[str, Any]] = []
+        seen.append(messages)
+        while True:
+            message = await receive()
+            messages.append(message)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    return echo
+
+
+async def serve(*pieces: bytes) -> tuple[Transport, list[list[dict[str, Any]]], H1Protocol]:
+    seen: list[list[dict[str, Any]]] = []
+    app = make_app(seen)
+    config = Config(app, access_log=False)
+    protocol = H1Protocol(config, app, ServerState(config))
+    transport = Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    for piece in pieces:
+        protocol.data_received(piece)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    return transport, seen, protocol
+
+
+def post(body: bytes, path: bytes = b"/") -> bytes:
+    return b"POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s" % (path, len(body), body)
+
+
+async def test_a_buffered_body_reaches_the_app_in_one_message() -> None:
+    transport, seen, protocol = await serve(post(b"hello"))
+    assert seen == [[{"type": "http.request", "body": b"hello", "more_body": False}]]
+    assert b"".join(transport.writes).endswith(b"\r\n\r\nhello")
+    assert not transport.closed
+    # The connection parses the next request: the body's end was taken as its end.
+    assert not protocol.parser.paused
+    protocol.connection_lost(None)
+
+
+async def test_a_body_in_pieces_ends_with_its_last_piece() -> None:
+    request = post(b"0123456789")
+    transport, seen, protocol = await serve(request[:-7], request[-7:-3], request[-3:])
+    messages = seen[0]
+    assert b"".join(m["body"] for m in messages) == b"0123456789"
+    assert [m["more_body"] for m in messages][-1] is False
+    assert all(m["more_body"] for m in messages[:-1])
+    assert b"".join(transport.writes).endswith(b"\r\n\r\n0123456789")
+    protocol.connection_lost(None)
+
+
+async def test_pipelined_requests_behind_bodies_are_answered_in_order() -> None:
+    data = post(b"one", b"/1") + post(b"", b"/2") + post(b"three", b"/3")
+    data += b"GET /4 HTTP/1.1\r\nHost: a\r\n\r\n"
+    transport, seen, protocol = await serve(data)
+    assert [m[0]["body"] for m in seen] == [b"one", b"", b"three", b""]
+    out = b"".join(transport.writes)
+    assert out.count(b"HTTP/1.1 200 OK") == 4
+    assert out.index(b"one") < out.index(b"three")
+    protocol.connection_lost(None)
+
+
+async def test_a_chunked_body_still_ends_with_its_end_of_message() -> None:
+    data = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    transport, seen, protocol = await serve(data[:60], data[60:])
+    assert b"".join(m["body"] for m in seen[0]) == b"abcde"
+    assert seen[0][-1]["more_body"] is False
+    assert b"".join(transport.writes).endswith(b"\r\n\r\nabcde")
+    protocol.connection_lost(None)
+
+
+async def test_pipelined_bytes_past_the_high_water_mark_pause_reading() -> None:
+    # A complete body with over 64 KiB of further requests behind it: reading
+    # pauses until the response is done, as after a body-less request.
+    behind = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 3000
+    seen: list[list[dict[str, Any]]] = []
+    app = make_app(seen)
+    config = Config(app, access_log=False)
+    protocol = H1Protocol(config, app, ServerState(config))
+    transport = Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(post(b"body") + behind)
+    assert transport.paused == 1
+    assert protocol.cycle is not None and protocol.cycle.request_complete
+    protocol.connection_lost(None)
+
+
+async def test_a_waiting_receive_wakes_on_the_last_piece() -> None:
+    class Writer:
+        def resume_reading(self) -> None:
+            pass
+
+    cycle = HTTPCycle({"method": "POST"}, Writer(), False)  # type: ignore[arg-type]
+    got = asyncio.ensure_future(cycle.receive())
+    await asyncio.sleep(0)
+    assert not got.done()
+    assert cycle.feed_body(b"abc", True) is False
+    assert await got == {"type": "http.request", "body": b"abc", "more_body": False}
+    assert cycle.request_complete
