@@ -165,9 +165,8 @@ class RequestParser:
         pulled yet (an app run eagerly can answer a GET before that). Returns
         `buffered` (pipelined bytes waiting), which the caller needs next.
         """
-        if self._state == _BODY and self._remaining == 0:
-            self._state = _DONE
-        if self._state != _DONE:
+        state = self._state
+        if state != _DONE and (state != _BODY or self._remaining):
             raise RuntimeError("start_next_cycle() before the request was complete")
         self._state = _HEAD
         self.request = None
