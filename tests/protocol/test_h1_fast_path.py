@@ -106,6 +106,11 @@ FIELDS = [
     b"Transfer-Encoding: gzip, chunked",
     b"Connection: close",
     b"Connection: keep-alive",
+    b"connection: Keep-Alive",
+    b"Connection: CLOSE",
+    b"Connection: close, keep-alive",
+    b"Connection: closed",
+    b"Connection:",
     b"Connection: Upgrade",
     b"Upgrade: websocket",
     b"Expect: 100-continue",
@@ -174,6 +179,8 @@ def test_fast_and_careful_paths_agree(seed: int) -> None:
         b"GET /a?b HTTP/1.0\r\n\r\n",
         b"GET / HTTP/1.1\r\nHOST:h\r\nX-Empty:\r\nX-Tab:\tv\r\n\r\n",
         b"GET http://example.com/x HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: localhost:8080\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
     ],
 )
 def test_plain_heads_take_the_fast_path(head: bytes) -> None:
@@ -186,7 +193,8 @@ def test_plain_heads_take_the_fast_path(head: bytes) -> None:
         b"GET / HTTP/1.1\r\nHost: h \r\n\r\n",  # trailing whitespace
         b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",  # an empty line first
         b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close, upgrade\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nConnection: close\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
     ],
 )

@@ -193,8 +193,8 @@ class RequestParser:
     def _parse_head(self) -> Event:
         # The fast path: a whole head in a bytes buffer, its request line and
         # every field line plain (abnf.REQUEST_HEAD, abnf.FIELD_LINE_PLAIN),
-        # within the limits, no framing header but Host and one well-formed
-        # Content-Length. Anything else, and every rejection, is decided by
+        # within the limits, no framing header but Host, one well-formed
+        # Content-Length and one plain Connection. Anything else, and every rejection, is decided by
         # _parse_head_careful and _interpret, which start over: a request
         # either path accepts comes out the same (tests/protocol/
         # test_h1_fast_path.py compares them).
@@ -229,12 +229,15 @@ class RequestParser:
         http_version = "1.0" if minor == b"0" else "1.1"
 
         # Names lowercased in the loop that spots the framing headers. Any
-        # framing header besides Host and a first well-formed Content-Length
-        # goes to _interpret, which walks every field again from the first.
+        # framing header besides Host, a first well-formed Content-Length and
+        # a first Connection of close or keep-alive goes to _interpret, which
+        # walks every field again from the first.
         headers: list[tuple[bytes, bytes]] = []
         append = headers.append
         host_count = 0
         content_length: int | None = None
+        keep_alive = minor != b"0"
+        connection: bytes | None = None
         for name, value in fields:
             name = name.lower()
             append((name, value))
@@ -251,6 +254,14 @@ class RequestParser:
                 and len(value) <= 18
             ):
                 content_length = int(value)
+            elif (
+                # One Connection with the single token close or keep-alive
+                # (the close scenario's request): what _interpret decides.
+                name == b"connection"
+                and connection is None
+                and ((connection := value.lower()) == b"close" or connection == b"keep-alive")
+            ):
+                keep_alive = connection == b"keep-alive"
             else:
                 request = self.request = self._interpret(
                     method, target, http_version, headers, fields
@@ -284,7 +295,7 @@ class RequestParser:
         request.query = query
         request.http_version = http_version
         request.headers = headers
-        request.keep_alive = http_version == "1.1"
+        request.keep_alive = keep_alive
         request.content_length = content_length
         request.chunked = False
         request.expect_continue = False
