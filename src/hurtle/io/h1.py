@@ -17,9 +17,7 @@ request; a paused transport makes ``send()`` wait in `wait_writable`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import sys
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
@@ -77,6 +75,36 @@ def _address(addr: Any) -> tuple[str, int] | None:
     if isinstance(addr, tuple) and len(addr) >= 2:
         return (str(addr[0]), int(addr[1]))
     return None
+
+
+# What a connection's transport is, as far as the scope goes. Decided once per
+# transport class (a class is either TLS or not, and either wraps a socket or
+# not) instead of asking every transport: uvloop's get_extra_info("socket")
+# builds a socket object per connection. TCP_NODELAY is not set here: asyncio's
+# and uvloop's TCP transports both set it themselves.
+_PLAIN = 0
+_PLAIN_SOCKET = 1
+_TLS = 2
+_TRANSPORT_KINDS: dict[type, int] = {}
+
+
+def _transport_kind(transport: Any) -> int:
+    if transport.get_extra_info("sslcontext") is not None:
+        kind = _TLS
+    elif transport.get_extra_info("socket") is not None:
+        # os.sendfile moves bytes kernel-side; TLS needs them in user space.
+        kind = _PLAIN_SOCKET
+    else:
+        kind = _PLAIN
+    _TRANSPORT_KINDS[type(transport)] = kind
+    return kind
+
+
+# The extensions every HTTP/1.1 scope on a connection advertises (the request
+# adds ``http.response.trailers`` to its own copy). Shared by connections:
+# `_on_request` copies the dict, and the ASGI spec gives the values no content.
+_EXTENSIONS: dict[str, Any] = {"http.response.pathsend": {}, "http.response.early_hint": {}}
+_EXTENSIONS_SOCKET: dict[str, Any] = {**_EXTENSIONS, "http.response.zerocopysend": {}}
 
 
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
@@ -175,23 +203,18 @@ class H1Protocol(asyncio.Protocol):
             self.server = (sockname, None)
         else:
             self.server = _address(sockname)
-        tls = transport.get_extra_info("sslcontext") is not None
-        self.scheme = "https" if tls else "http"
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Responses leave in one write; Nagle would only delay them.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        ext: dict[str, Any] = {
-            "http.response.pathsend": {},
-            "http.response.early_hint": {},
-        }
-        if not tls and sock is not None:
-            # os.sendfile moves bytes kernel-side; TLS needs them in user space.
-            ext["http.response.zerocopysend"] = {}
-        elif tls:
+        kind = _TRANSPORT_KINDS.get(type(transport))
+        if kind is None:
+            kind = _transport_kind(transport)
+        if kind == _PLAIN_SOCKET:
+            self._extensions_base = _EXTENSIONS_SOCKET
+        elif kind == _TLS:
+            self.scheme = "https"
+            ext = dict(_EXTENSIONS)
             ext["tls"] = tls_extension(transport)
-        self._extensions_base = ext
+            self._extensions_base = ext
+        else:
+            self._extensions_base = _EXTENSIONS
         self._set_deadline(self.config.timeout_keep_alive, _KEEP_ALIVE)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -1,0 +1,104 @@
+"""What an HTTP/1.1 connection learns from its transport, and what it leaves behind.
+
+`H1Protocol.connection_made` decides TLS and socket access once per transport
+class, and leaves TCP_NODELAY to the event loop; these tests hold both loops to
+that, over real sockets, for TCP, TLS and Unix sockets served by one process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.apps.http_apps import RawConnection, request
+from tests.h2_helpers import Certs, make_certs
+from tests.utils import run_server
+
+pytestmark = pytest.mark.timeout(60)
+
+LOOPS = [
+    "asyncio",
+    pytest.param("uvloop", marks=pytest.mark.skipif(sys.platform == "win32", reason="POSIX only")),
+]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def scope_app(scopes: list[dict[str, Any]]) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        scopes.append(scope)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+def _check_loop(loop: str) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_accepted_tcp_connections_have_nodelay(loop: str) -> None:
+    # hurtle does not set TCP_NODELAY itself: both loops' TCP transports do.
+    _check_loop(loop)
+    with (
+        run_server(scope_app([]), loop=loop, access_log=False) as srv,
+        RawConnection(srv.port) as conn,
+    ):
+        conn.send(request("GET", "/"))
+        assert conn.read_response().body == b"ok"
+        (protocol,) = list(srv.server.state.connections)
+        sock = protocol.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_scope_follows_each_transport_kind(loop: str, certs: Certs, tmp_path: Path) -> None:
+    # Plain TCP, TLS and a Unix socket in one process: what is decided once per
+    # transport class must not leak from one kind of connection to another.
+    _check_loop(loop)
+    scopes: list[dict[str, Any]] = []
+    app = scope_app(scopes)
+    tls = {"ssl_certfile": certs.certfile, "ssl_keyfile": certs.keyfile}
+    for options in ({}, tls, {}, tls):
+        with run_server(app, loop=loop, access_log=False, http="h1", **options) as srv:
+            scheme = "https" if options else "http"
+            verify = certs.client_context(["http/1.1"]) if options else True
+            with httpx.Client(verify=verify) as client:
+                assert client.get(f"{scheme}://127.0.0.1:{srv.port}/").text == "ok"
+        scope = scopes.pop()
+        assert scope["scheme"] == scheme
+        assert scope["server"] == ("127.0.0.1", srv.port)
+        extensions = scope["extensions"]
+        assert "http.response.pathsend" in extensions
+        assert "http.response.early_hint" in extensions
+        if options:
+            assert extensions["tls"]["tls_version"] in (0x0303, 0x0304)
+            # os.sendfile cannot encrypt: no zerocopysend over TLS.
+            assert "http.response.zerocopysend" not in extensions
+        else:
+            assert "tls" not in extensions
+            assert "http.response.zerocopysend" in extensions
+    if os.name == "posix":
+        path = str(tmp_path / "hurtle.sock")
+        with run_server(app, loop=loop, access_log=False, uds=path):
+            transport = httpx.HTTPTransport(uds=path)
+            with httpx.Client(transport=transport) as client:
+                assert client.get("http://localhost/").text == "ok"
+        scope = scopes.pop()
+        assert scope["scheme"] == "http"
+        assert scope["server"] == (path, None)
+        assert scope["client"] is None
+        assert "http.response.zerocopysend" in scope["extensions"]
