@@ -220,11 +220,22 @@ class H1Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
         self._closing = True
-        self._timer.cancel()
+        # close(), not cancel(): the timer holds this protocol's callback, and
+        # that reference cycle would leave every closed connection (parser,
+        # cycle, scope, task) to the cyclic GC instead of reference counting.
+        self._timer.close()
         cycle = self.cycle
-        if cycle is not None and not cycle.disconnected:
-            cycle.disconnect()
-        self._untrack_if_cancelled_unstarted()
+        if cycle is not None:
+            if not cycle.disconnected:
+                cycle.disconnect()
+            task = self.task
+            if task is None or task.done():
+                # The app has returned: nothing will use the cycle again, and
+                # it holds this protocol as its writer (a cycle, as above).
+                self.cycle = None
+                self.task = None
+            else:
+                self._untrack_if_cancelled_unstarted()
         self._pending.clear()
         waiter = self._write_waiter
         if waiter is not None and not waiter.done():

@@ -38,6 +38,16 @@ class Deadline:
             self._handle.cancel()
             self._handle = None
 
+    def close(self) -> None:
+        """Cancel for good: also drop ``on_expiry``, which refers back to the owner.
+
+        The owner holds its Deadline and the Deadline holds the owner's bound
+        method; breaking that cycle when the connection ends lets reference
+        counting free the connection at once instead of the cyclic GC later.
+        """
+        self.cancel()
+        self._on_expiry = _expired
+
     def _fire(self) -> None:
         self._handle = None
         when = self.when
@@ -48,3 +58,7 @@ class Deadline:
             return
         self.when = None
         self._on_expiry()
+
+
+def _expired() -> None:
+    """What a closed Deadline calls, should it still be set and expire."""
