@@ -172,7 +172,7 @@ class H1Protocol(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
         self.scheme = "http"
-        self._timer = Deadline(self.loop, self._on_deadline)
+        self._timer = Deadline(self.loop, self._on_deadline, state.timers)
         self._deadline_kind = _KEEP_ALIVE
         self._read_paused = False
         self._write_paused = False

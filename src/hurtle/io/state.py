@@ -7,6 +7,8 @@ import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
+from hurtle.io.timers import Timers
+
 if TYPE_CHECKING:
     from hurtle.config import Config
 
@@ -29,6 +31,7 @@ class ServerState:
         "header_block",
         "should_exit",
         "tasks",
+        "timers",
         "total_requests",
     )
 
@@ -38,6 +41,8 @@ class ServerState:
         self.tasks: set[asyncio.Task[None]] = set()
         self.app_state: dict[str, Any] = {}
         self.should_exit = False
+        # Every connection's deadline, served by one loop timer (io/timers.py).
+        self.timers = Timers()
         fixed = b""
         if config.server_header:
             fixed += b"server: hurtle\r\n"

@@ -1,42 +1,164 @@
-"""One lazily re-armed timer per connection, shared by the HTTP/1.1 and HTTP/2 handlers."""
+"""Connection deadlines: one per connection, all of a server's served by one loop timer.
+
+A connection's deadline (keep-alive idle, head-read limit, HTTP/2 idle) is set
+on every connection and almost never expires: the client sends its request,
+or goes, first. A loop timer per connection cost more than any other part of
+setting one up (uvloop allocates, starts, closes and frees a libuv handle for
+each: about 8k instructions of a 150k-instruction `Connection: close`
+request), so deadlines are kept in buckets of 1/32 s instead, and `Timers`
+arms one loop timer for the earliest bucket: setting a deadline is a set
+insertion, cancelling it a removal.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
+# Bucket width: a deadline expires up to 1/32 s after it passes (a power of two,
+# so tick boundaries are exact floats). Timeouts are whole or tenths of seconds.
+_TICKS_PER_SECOND = 32
+# asyncio treats a timer due within its clock resolution as due now; so do we,
+# else a timer fired a fraction of a millisecond early (uvloop rounds to the
+# millisecond) would re-arm itself for the same instant until the clock moves.
+_SLACK = 0.001
+_NO_TIMER = 1 << 62  # `_armed_tick` when no loop timer is armed
+
+
+class Timers:
+    """The deadlines of one server's connections on one event loop, bucketed by tick.
+
+    The loop timer is armed for the earliest bucket; a bucket emptied by
+    cancellations stays until its tick (a wake-up that finds nothing), so
+    connections that come and go neither cancel nor re-arm the loop timer,
+    and cancelling is one set removal. The event loop is the first
+    deadline's; a deadline from another loop (a server run again in a new
+    loop) drops what the old loop left behind.
+    """
+
+    __slots__ = ("_armed_tick", "_buckets", "_handle", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop
+        self._buckets: dict[int, set[Deadline]] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_tick = _NO_TIMER
+
+    def _put(self, deadline: Deadline, tick: int) -> None:
+        """File ``deadline`` (in no bucket) under ``tick``."""
+        if deadline._loop is not self.loop:
+            self._rebind(deadline._loop)
+        bucket = self._buckets.get(tick)
+        if bucket is None:
+            bucket = self._buckets[tick] = set()
+            if tick < self._armed_tick:
+                self._arm(tick)
+        bucket.add(deadline)
+        deadline._bucket = bucket
+        deadline._tick = tick
+
+    def _arm(self, tick: int) -> None:
+        assert self.loop is not None
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed_tick = tick
+        self._handle = self.loop.call_at(tick / _TICKS_PER_SECOND, self._fire)
+
+    def _rebind(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._handle is not None and self.loop is not None and not self.loop.is_closed():
+            self._handle.cancel()
+        self.loop = loop
+        self._buckets = {}
+        self._handle = None
+        self._armed_tick = _NO_TIMER
+
+    def _fire(self) -> None:
+        assert self.loop is not None
+        self._handle = None
+        # No arming while buckets are processed (deadlines moved later are
+        # filed again): the earliest remaining bucket is armed at the end.
+        self._armed_tick = -1
+        buckets = self._buckets
+        try:
+            now = self.loop.time() + _SLACK
+            last = now * _TICKS_PER_SECOND
+            for tick in sorted(tick for tick in buckets if tick <= last):
+                # A copy: an expiry may cancel a deadline of this bucket (a set
+                # removal); pop(tick, ()): or have rebound the timers.
+                for deadline in tuple(buckets.pop(tick, ())):
+                    deadline._bucket = None
+                    when = deadline.when
+                    if when is None:
+                        continue  # cancelled by a plain store (`when = None`)
+                    if when > now:  # moved later since it was filed
+                        self._put(deadline, int(when * _TICKS_PER_SECOND) + 1)
+                        continue
+                    deadline.when = None
+                    try:
+                        deadline._on_expiry()
+                    except Exception as exc:  # one connection's bug must not stop the others'
+                        self.loop.call_exception_handler(
+                            {"message": "Exception in a connection deadline", "exception": exc}
+                        )
+        finally:
+            self._armed_tick = _NO_TIMER
+            if buckets:
+                self._arm(min(buckets))
+
 
 class Deadline:
     """A deadline that costs an attribute store to move, not a timer per request.
 
-    Setting ``when`` later than the armed timer leaves the timer alone; when
-    it fires early it re-arms itself for the new time. Only a deadline moved
-    earlier cancels and re-arms. ``on_expiry`` runs once the deadline passes
-    (``when`` is then None again).
+    Setting ``when`` later than the bucket it sits in leaves it there: when
+    the bucket's tick comes it moves to its new one. Only a deadline moved
+    earlier changes bucket at once. ``on_expiry`` runs once the deadline
+    passes (``when`` is then None again). Storing ``when = None`` cancels as
+    well as `cancel()` (the deadline is dropped when its bucket comes).
+
+    Without ``timers``, the deadline gets a `Timers` of its own (one loop
+    timer, as for a connection that owns its timer).
     """
 
-    __slots__ = ("_handle", "_loop", "_on_expiry", "when")
+    __slots__ = ("_bucket", "_loop", "_on_expiry", "_tick", "_timers", "when")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_expiry: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_expiry: Callable[[], None],
+        timers: Timers | None = None,
+    ) -> None:
         self._loop = loop
         self._on_expiry = on_expiry
-        self._handle: asyncio.TimerHandle | None = None
+        self._timers = timers if timers is not None else Timers(loop)
+        self._bucket: set[Deadline] | None = None
+        self._tick = 0
         self.when: float | None = None
 
     def set(self, seconds: float) -> None:
         when = self._loop.time() + seconds
         self.when = when
-        handle = self._handle
-        if handle is None or handle.when() > when:
-            if handle is not None:
-                handle.cancel()
-            self._handle = self._loop.call_at(when, self._fire)
+        tick = int(when * _TICKS_PER_SECOND) + 1
+        bucket = self._bucket
+        if bucket is not None:
+            if self._tick <= tick:
+                return  # due no later than needed: moved on when its bucket comes
+            bucket.discard(self)
+        timers = self._timers
+        bucket = timers._buckets.get(tick)
+        if bucket is None or self._loop is not timers.loop:
+            timers._put(self, tick)  # a new bucket, perhaps the earliest; or a new loop
+            return
+        # The common case, inline (once per connection at least).
+        bucket.add(self)
+        self._bucket = bucket
+        self._tick = tick
 
     def cancel(self) -> None:
         self.when = None
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        bucket = self._bucket
+        if bucket is not None:
+            bucket.discard(self)
+            self._bucket = None
 
     def close(self) -> None:
         """Cancel for good: also drop ``on_expiry``, which refers back to the owner.
@@ -45,19 +167,12 @@ class Deadline:
         method; breaking that cycle when the connection ends lets reference
         counting free the connection at once instead of the cyclic GC later.
         """
-        self.cancel()
-        self._on_expiry = _expired
-
-    def _fire(self) -> None:
-        self._handle = None
-        when = self.when
-        if when is None:
-            return
-        if self._loop.time() < when:
-            self._handle = self._loop.call_at(when, self._fire)
-            return
         self.when = None
-        self._on_expiry()
+        self._on_expiry = _expired
+        bucket = self._bucket
+        if bucket is not None:
+            bucket.discard(self)
+            self._bucket = None
 
 
 def _expired() -> None:
