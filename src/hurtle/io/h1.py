@@ -185,7 +185,7 @@ class H1Protocol(asyncio.Protocol):
         self._closing = False
         self._app_trailers = False
         self._access_log = config.access_log
-        self._extensions_base: dict[str, Any] = {}
+        self._extensions_base = _EXTENSIONS
         # The scope fields shared by every request here, built at the first.
         self._scope_base: dict[str, Any] | None = None
         self._scope_base_wanted = False
@@ -193,13 +193,18 @@ class H1Protocol(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not subclass asyncio.Transport; they quack alike.
-        transport = cast("asyncio.Transport", transport)
+        if TYPE_CHECKING:  # uvloop's transports do not subclass asyncio.Transport; they quack alike
+            transport = cast("asyncio.Transport", transport)
         self.transport = transport
         self.state.connections.add(self)
-        self.client = _address(transport.get_extra_info("peername"))
+        # What asyncio and uvloop give for TCP is already a (str, int) pair
+        # for IPv4; _address is for the rest (IPv6's 4-tuple, None, Unix '').
+        peer = transport.get_extra_info("peername")
+        self.client = peer if type(peer) is tuple and len(peer) == 2 else _address(peer)
         sockname = transport.get_extra_info("sockname")
-        if isinstance(sockname, str):  # Unix socket
+        if type(sockname) is tuple and len(sockname) == 2:
+            self.server = sockname
+        elif isinstance(sockname, str):  # Unix socket
             self.server = (sockname, None)
         else:
             self.server = _address(sockname)
@@ -213,9 +218,9 @@ class H1Protocol(asyncio.Protocol):
             ext = dict(_EXTENSIONS)
             ext["tls"] = tls_extension(transport)
             self._extensions_base = ext
-        else:
-            self._extensions_base = _EXTENSIONS
-        self._set_deadline(self.config.timeout_keep_alive, _KEEP_ALIVE)
+        # The keep-alive limit also bounds a connection that never sends a
+        # byte (``_deadline_kind`` starts as _KEEP_ALIVE).
+        self._timer.set(self.config.timeout_keep_alive)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
