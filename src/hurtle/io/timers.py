@@ -55,7 +55,7 @@ class Timers:
                 self._arm(tick)
         bucket.add(deadline)
         deadline._bucket = bucket
-        deadline._tick = tick
+        deadline._due = tick / _TICKS_PER_SECOND
 
     def _arm(self, tick: int) -> None:
         assert self.loop is not None
@@ -119,7 +119,7 @@ class Deadline:
     timer, as for a connection that owns its timer).
     """
 
-    __slots__ = ("_bucket", "_loop", "_on_expiry", "_tick", "_timers", "when")
+    __slots__ = ("_bucket", "_due", "_loop", "_on_expiry", "_timers", "when")
 
     def __init__(
         self,
@@ -131,18 +131,20 @@ class Deadline:
         self._on_expiry = on_expiry
         self._timers = timers if timers is not None else Timers(loop)
         self._bucket: set[Deadline] | None = None
-        self._tick = 0
+        self._due = 0.0  # when the bucket comes, while in one
         self.when: float | None = None
 
     def set(self, seconds: float) -> None:
         when = self._loop.time() + seconds
         self.when = when
-        tick = int(when * _TICKS_PER_SECOND) + 1
         bucket = self._bucket
         if bucket is not None:
-            if self._tick <= tick:
-                return  # due no later than needed: moved on when its bucket comes
+            if self._due <= when:
+                # Its bucket comes no later than needed: moved on then. (A
+                # float compare: this runs after every keep-alive response.)
+                return
             bucket.discard(self)
+        tick = int(when * _TICKS_PER_SECOND) + 1
         timers = self._timers
         bucket = timers._buckets.get(tick)
         if bucket is None or self._loop is not timers.loop:
@@ -151,7 +153,7 @@ class Deadline:
         # The common case, inline (once per connection at least).
         bucket.add(self)
         self._bucket = bucket
-        self._tick = tick
+        self._due = tick / _TICKS_PER_SECOND
 
     def cancel(self) -> None:
         self.when = None
