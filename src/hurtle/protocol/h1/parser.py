@@ -80,7 +80,6 @@ class RequestParser:
 
     def __init__(
         self,
-        *,
         max_line: int = 8190,
         max_fields: int = 100,
         max_head: int = 65536,
