@@ -292,3 +292,14 @@ def test_use_colors_and_trace_from_a_real_process() -> None:
         httpx.get(child.url, timeout=10)
         child.wait_for_line("200 OK")
     assert "\x1b[32mINFO\x1b[0m:" in child.output
+
+
+def test_access_log_line_for_http2_from_a_real_process() -> None:
+    # Prior-knowledge HTTP/2 over cleartext: the same line, with the version 2.
+    with (
+        run_server_process(["tests.apps.basic:app"]) as child,
+        httpx.Client(http1=False, http2=True, timeout=10) as client,
+    ):
+        response = client.get(child.url + "/two?x=%1b")
+        assert response.http_version == "HTTP/2"
+        child.wait_for_line(r'"GET /two\?x=%1b HTTP/2" 200 OK')

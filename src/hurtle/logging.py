@@ -81,6 +81,28 @@ def _escape_char(char: str) -> str:
     return f"\\U{code:08x}"
 
 
+def log_access(client: tuple[str, int] | None, scope: dict[str, Any], status: int) -> None:
+    """One access-log line in Uvicorn's format, for an HTTP response of any version.
+
+    ``client`` is the connection's peer, passed apart from the scope so that an
+    app that rewrites ``scope["client"]`` cannot change what is logged.
+    """
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    client_addr = f"{client[0]}:{client[1]}" if client else "-"
+    path = scope["path"]
+    query = scope["query_string"]
+    full_path = path + "?" + query.decode("latin-1") if query else path
+    access_logger.info(
+        '%s - "%s %s HTTP/%s" %d',
+        client_addr,
+        escape_control(scope["method"]),
+        escape_control(full_path),
+        scope["http_version"],
+        status,
+    )
+
+
 def escape_control(text: str) -> str:
     """Escape control and other non-printable characters (``"\\x1b"`` -> ``"\\\\x1b"``).
 

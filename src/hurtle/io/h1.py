@@ -26,7 +26,7 @@ from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope, scope_ba
 from hurtle.io.state import over_concurrency_limit
 from hurtle.io.timers import Deadline
 from hurtle.io.tls import tls_extension
-from hurtle.logging import escape_control
+from hurtle.logging import escape_control, log_access
 from hurtle.protocol.errors import ProtocolError
 from hurtle.protocol.events import NEED_DATA, PAUSED, Data, EndOfMessage, Request
 from hurtle.protocol.h1 import CONTINUE_RESPONSE, H1Connection, RequestParser, error_response
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from hurtle.io.state import ServerState
 
 logger = logging.getLogger("hurtle.error")
-access_logger = logging.getLogger("hurtle.access")
 
 _KEEP_ALIVE = 0
 _HEAD_TIMEOUT = 1
@@ -581,7 +580,7 @@ class H1Protocol(asyncio.Protocol):
     def _response_done(self) -> None:
         cycle = self.cycle
         if self._access_log and cycle is not None:
-            self._log_access(cycle)
+            log_access(self.client, cycle.scope, cycle.status)
         transport = self.transport
         assert transport is not None
         conn = self.conn
@@ -616,24 +615,6 @@ class H1Protocol(asyncio.Protocol):
         self._process()
         if self._read_paused and self.cycle is None:
             self.resume_reading()
-
-    def _log_access(self, cycle: HTTPCycle) -> None:
-        if not access_logger.isEnabledFor(logging.INFO):
-            return
-        scope = cycle.scope
-        client = self.client
-        client_addr = f"{client[0]}:{client[1]}" if client else "-"
-        path = scope["path"]
-        query = scope["query_string"]
-        full_path = path + "?" + query.decode("latin-1") if query else path
-        access_logger.info(
-            '%s - "%s %s HTTP/%s" %d',
-            client_addr,
-            escape_control(scope["method"]),
-            escape_control(full_path),
-            scope["http_version"],
-            cycle.status,
-        )
 
     # -- errors, timers, shutdown ------------------------------------------------------
 

@@ -50,7 +50,7 @@ from hurtle.io.state import over_concurrency_limit
 from hurtle.io.timers import Deadline
 from hurtle.io.tls import tls_extension
 from hurtle.io.ws import WebSocketSession
-from hurtle.logging import escape_control
+from hurtle.logging import escape_control, log_access
 from hurtle.protocol.h2 import (
     CANCEL,
     INTERNAL_ERROR,
@@ -345,7 +345,7 @@ class H2Stream:
         self.ended = True
         conn = self.conn
         if conn.access_log and self.cycle is not None:
-            conn.log_access(self.cycle)
+            log_access(conn.client, self.cycle.scope, self.cycle.status)
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -1009,23 +1009,6 @@ class H2Protocol(asyncio.Protocol):
             websocket.stream_lost()
         if self.transport is not None:
             self.transport.close()
-
-    def log_access(self, cycle: HTTPCycle) -> None:
-        if not access_logger.isEnabledFor(logging.INFO):
-            return
-        scope = cycle.scope
-        client = self.client
-        client_addr = f"{client[0]}:{client[1]}" if client else "-"
-        path = scope["path"]
-        query = scope["query_string"]
-        full_path = path + "?" + query.decode("latin-1") if query else path
-        access_logger.info(
-            '%s - "%s %s HTTP/2" %d',
-            client_addr,
-            escape_control(scope["method"]),
-            escape_control(full_path),
-            cycle.status,
-        )
 
     # -- timers and shutdown ---------------------------------------------------------
 
