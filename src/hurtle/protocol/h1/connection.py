@@ -55,6 +55,16 @@ _LAST_HEAD: tuple[bytes, int, int | None, list[tuple[bytes, bytes]], bool, bool,
     b"",
 )
 
+
+def _length_line(length: int) -> bytes:
+    line = _LENGTH_LINES.get(length)
+    if line is None:
+        line = b"content-length: %d\r\n" % length
+        if len(_LENGTH_LINES) < _LENGTH_LINES_MAX:
+            _LENGTH_LINES[length] = line
+    return line
+
+
 _MODE_LENGTH = 0
 _MODE_CHUNKED = 1
 _MODE_CLOSE = 2
@@ -165,57 +175,33 @@ class H1Connection:
             parts.append(name + b": " + value + b"\r\n")
 
         http10 = self._http10 = request.http_version == "1.0"
-        if status >= 200 and status != 204 and status != 304 and not trailers:
-            # The common case: a body framed by its length, or chunked.
-            if content_length is None and end and (body or request.method != b"HEAD"):
+        trailers = trailers and not http10 and request.te_trailers
+        self._trailers = trailers
+        if status < 200 or status == 204 or status == 304:
+            # RFC 9110 8.6: a 304 may state the length of what it stands for;
+            # 1xx and 204 never carry the field.
+            framing = b""
+            if status == 304 and content_length is not None:
+                framing = _length_line(content_length)
+            mode = _MODE_NONE
+        elif trailers:
+            # Trailers need chunked framing even when the length is known, and
+            # RFC 9112 6.2 forbids Content-Length alongside it.
+            framing = b"transfer-encoding: chunked\r\n"
+            mode = _MODE_CHUNKED
+        elif content_length is not None or end:
+            if content_length is None and (body or request.method != b"HEAD"):
                 content_length = len(body)
-            if content_length is not None:
-                framing = _LENGTH_LINES.get(content_length)
-                if framing is None:
-                    framing = b"content-length: %d\r\n" % content_length
-                    if len(_LENGTH_LINES) < _LENGTH_LINES_MAX:
-                        _LENGTH_LINES[content_length] = framing
-                mode = _MODE_LENGTH
-            elif end:  # HEAD without a declared length
-                framing = b""
-                mode = _MODE_LENGTH
-            elif not http10:
-                framing = b"transfer-encoding: chunked\r\n"
-                mode = _MODE_CHUNKED
-            else:
-                framing = b""
-                mode = _MODE_CLOSE
-                keep_alive = False
-            self._trailers = False
+            # HEAD without a declared length: no length to state.
+            framing = b"" if content_length is None else _length_line(content_length)
+            mode = _MODE_LENGTH
+        elif not http10:
+            framing = b"transfer-encoding: chunked\r\n"
+            mode = _MODE_CHUNKED
         else:
-            trailers = trailers and not http10 and request.te_trailers
-            self._trailers = trailers
-            if status < 200 or status == 204 or status == 304:
-                # RFC 9110 8.6: a 304 may state the length of what it stands
-                # for; 1xx and 204 never carry the field.
-                framing = b""
-                if status == 304 and content_length is not None:
-                    framing = b"content-length: %d\r\n" % content_length
-                mode = _MODE_NONE
-            elif trailers:
-                # Trailers need chunked framing even when the length is known,
-                # and RFC 9112 6.2 forbids Content-Length alongside it.
-                framing = b"transfer-encoding: chunked\r\n"
-                mode = _MODE_CHUNKED
-            elif content_length is not None or end:
-                if content_length is None and (body or request.method != b"HEAD"):
-                    content_length = len(body)
-                framing = (
-                    b"" if content_length is None else b"content-length: %d\r\n" % content_length
-                )
-                mode = _MODE_LENGTH
-            elif not http10:
-                framing = b"transfer-encoding: chunked\r\n"
-                mode = _MODE_CHUNKED
-            else:
-                framing = b""
-                mode = _MODE_CLOSE
-                keep_alive = False
+            framing = b""
+            mode = _MODE_CLOSE
+            keep_alive = False
 
         self.keep_alive = keep_alive
         if not keep_alive:
@@ -228,16 +214,10 @@ class H1Connection:
             return b"".join(parts)
         self._mode = mode
         if mode == _MODE_LENGTH:
-            if (
-                content_length is not None
-                and not trailers
-                and not http10
-                and status >= 200
-                and status != 204
-                and status != 304
-            ):
-                # Remembered for the next response with the same head; the
-                # list is the cycle's validated copy, never the app's.
+            if content_length is not None and not http10:
+                # Remembered for the next response with the same head (a
+                # length-framed mode already excludes 1xx, 204, 304, HEAD and
+                # trailers); the list is the cycle's validated copy.
                 _LAST_HEAD = (
                     default_block,
                     status,
