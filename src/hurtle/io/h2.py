@@ -551,6 +551,7 @@ class H2Protocol(asyncio.Protocol):
         "_extensions_base",
         "_flush_scheduled",
         "_h1_body",
+        "_plain_tasks",
         "_read_paused",
         "_scope_base",
         "_timer",
@@ -575,6 +576,7 @@ class H2Protocol(asyncio.Protocol):
         self.app = app
         self.state = state
         self.loop = asyncio.get_event_loop()
+        self._plain_tasks = self.loop.get_task_factory() is None  # see start_task
         self.core = H2Core(
             max_concurrent_streams=config.h2_max_concurrent_streams,
             max_header_list_size=config.h2_max_header_list_size,
@@ -789,7 +791,7 @@ class H2Protocol(asyncio.Protocol):
         self.streams[sid] = stream
         self._timer.when = None
         state.total_requests += 1
-        task = start_task(self.loop, cycle.run(app))
+        task = start_task(self.loop, cycle.run(app), self._plain_tasks)
         if task.done():
             self._stream_finished(stream)
         else:
