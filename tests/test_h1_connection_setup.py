@@ -23,6 +23,7 @@ from hurtle.io.h1 import H1Protocol
 from hurtle.io.state import ServerState
 from tests.apps.http_apps import RawConnection, request
 from tests.h2_helpers import Certs, make_certs
+from tests.test_h1_task_tracking import FakeTransport
 from tests.utils import run_server
 
 pytestmark = pytest.mark.timeout(60)
@@ -107,24 +108,6 @@ def test_scope_follows_each_transport_kind(loop: str, certs: Certs, tmp_path: Pa
         assert scope["server"] == (path, None)
         assert scope["client"] is None
         assert "http.response.zerocopysend" in scope["extensions"]
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written = bytearray()
-        self.closed = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
 
 
 async def hello(scope: Any, receive: Any, send: Any) -> None:

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from hurtle.protocol.errors import ProtocolError
-from hurtle.protocol.events import NEED_DATA, PAUSED, Data, EndOfMessage, Event, Request
+from hurtle.protocol.events import NEED_DATA, PAUSED, Event, Request
 from hurtle.protocol.h1 import RequestParser
+from tests.protocol.test_h1_parser import normalize
 
 
 class CarefulParser(RequestParser):
@@ -41,31 +42,6 @@ class FastOnlyParser(RequestParser):
         raise AssertionError("the head left the fast path for _interpret")
 
 
-def _normalize(event: Event) -> tuple[Any, ...]:
-    if isinstance(event, Request):
-        return (
-            "request",
-            event.method,
-            event.target,
-            event.path,
-            event.query,
-            event.http_version,
-            tuple(event.headers),
-            event.keep_alive,
-            event.content_length,
-            event.chunked,
-            event.expect_continue,
-            event.te_trailers,
-            event.upgrade,
-            event.has_body,
-        )
-    if isinstance(event, Data):
-        return ("data", event.data)
-    if isinstance(event, EndOfMessage):
-        return ("end", tuple(event.trailers))
-    raise AssertionError(f"unexpected event {event!r}")
-
-
 def outcome(parser_class: type[RequestParser], data: bytes, **limits: Any) -> Any:
     """Normalized events of ``data`` fed whole (every message of it), or the rejection."""
     parser = parser_class(**limits)
@@ -79,7 +55,7 @@ def outcome(parser_class: type[RequestParser], data: bytes, **limits: Any) -> An
             if event is PAUSED:
                 parser.start_next_cycle()
                 continue
-            events.append(_normalize(event))
+            events.append(normalize(event))
     except ProtocolError as exc:
         events.append(("error", exc.status, exc.reason))
     return events

@@ -25,7 +25,7 @@ NEXT_REQUEST = b"GET /next?n=1 HTTP/1.1\r\nHost: next\r\n\r\n"
 # -- helpers -------------------------------------------------------------------
 
 
-def _normalize(event: Event) -> tuple[Any, ...]:
+def normalize(event: Event) -> tuple[Any, ...]:
     if isinstance(event, Request):
         return (
             "request",
@@ -41,6 +41,7 @@ def _normalize(event: Event) -> tuple[Any, ...]:
             event.expect_continue,
             event.te_trailers,
             event.upgrade,
+            event.has_body,
         )
     if isinstance(event, Data):
         return ("data", event.data)
@@ -103,14 +104,14 @@ FEEDERS: dict[str, Callable[..., list[Event]]] = {
 def parse(data: bytes, *, trailing: bool = True, **limits: Any) -> list[Event]:
     """The events of `data`, after checking that every way of feeding it agrees."""
     whole = feed_whole(data, **limits)
-    expected = [_normalize(e) for e in whole]
+    expected = [normalize(e) for e in whole]
     for name, feeder in FEEDERS.items():
-        got = [_normalize(e) for e in feeder(data, **limits)]
+        got = [normalize(e) for e in feeder(data, **limits)]
         assert got == expected, f"fed {name}: events differ"
     if trailing:
         after = feed_trailing(data, **limits)
-        got = [_normalize(e) for e in after]
-        tail = [_normalize(e) for e in feed_whole(NEXT_REQUEST, **limits)]
+        got = [normalize(e) for e in after]
+        tail = [normalize(e) for e in feed_whole(NEXT_REQUEST, **limits)]
         assert got == expected + tail, "fed with trailing data: events differ"
     return whole
 
@@ -120,7 +121,7 @@ def _outcome(feeder: Callable[..., list[Event]], data: bytes, **limits: Any) -> 
         events = feeder(data, **limits)
     except ProtocolError as exc:
         return ("error", exc.status)
-    return ("events", [_normalize(e) for e in events])
+    return ("events", [normalize(e) for e in events])
 
 
 def reject(data: bytes, status: int, *, trailing: bool = True, **limits: Any) -> ProtocolError:
