@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import socket
 import time
@@ -493,3 +494,16 @@ async def test_client_frames_before_accept_wait_for_it() -> None:
             data += chunk
         assert data.startswith(b"HTTP/1.1 101 ")
         sock.close()
+
+
+async def test_access_log_line_for_a_websocket(caplog: pytest.LogCaptureFixture) -> None:
+    # The shared access-log line, with "WebSocket" where HTTP has its method.
+    with (
+        caplog.at_level(logging.INFO, logger="hurtle.access"),
+        run_server(echo_app, access_log=True) as server,
+    ):
+        async with connect(ws_url(server, "/chat?x=%1b")) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+    lines = [r.getMessage() for r in caplog.records if r.name == "hurtle.access"]
+    assert any(line.endswith('"WebSocket /chat?x=%1b HTTP/1.1" 101') for line in lines), lines

@@ -81,11 +81,14 @@ def _escape_char(char: str) -> str:
     return f"\\U{code:08x}"
 
 
-def log_access(client: tuple[str, int] | None, scope: dict[str, Any], status: int) -> None:
-    """One access-log line in Uvicorn's format, for an HTTP response of any version.
+def log_access(
+    client: tuple[str, int] | None, scope: dict[str, Any], status: int, method: str = ""
+) -> None:
+    """One access-log line in Uvicorn's format, for HTTP of any version and WebSocket.
 
     ``client`` is the connection's peer, passed apart from the scope so that an
     app that rewrites ``scope["client"]`` cannot change what is logged.
+    ``method`` stands in for the scope's (``"WebSocket"``: that scope has none).
     """
     if not access_logger.isEnabledFor(logging.INFO):
         return
@@ -96,7 +99,7 @@ def log_access(client: tuple[str, int] | None, scope: dict[str, Any], status: in
     access_logger.info(
         '%s - "%s %s HTTP/%s" %d',
         client_addr,
-        escape_control(scope["method"]),
+        escape_control(method or scope["method"]),
         escape_control(full_path),
         scope["http_version"],
         status,

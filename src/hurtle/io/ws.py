@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from hurtle.asgi.websocket import CLOSE_ABNORMAL, WebSocketCycle, websocket_scope
 from hurtle.io.state import over_concurrency_limit
+from hurtle.logging import log_access
 from hurtle.protocol.h1 import error_response
 from hurtle.protocol.ws import (
     OPEN,
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
     from hurtle.protocol.h1 import H1Connection
 
 logger = logging.getLogger("hurtle.error")
-access_logger = logging.getLogger("hurtle.access")
 
 # How long the peer has to answer our close frame (or to read what is still
 # buffered for it) before the connection is dropped. The RFC sets no figure;
@@ -76,8 +76,6 @@ _WRITELINES_FROM = 65536
 
 _GOING_AWAY = 1001
 _INTERNAL_ERROR = 1011
-
-_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
 
 
 class ByteSink(Protocol):
@@ -138,9 +136,7 @@ def websocket_upgrade(h1: H1Protocol, request: Request) -> bool:
             exc.status,
         )
         extra = b"".join(name + b": " + value + b"\r\n" for name, value in exc.headers)
-        transport.write(
-            error_response(exc.status, exc.reason, extra + h1.state.header_block)
-        )
+        transport.write(error_response(exc.status, exc.reason, extra + h1.state.header_block))
         transport.close()
         return True
     h1.state.total_requests += 1
@@ -475,24 +471,10 @@ class WebSocketSession:
         self.abort()
 
     def _log_access(self, status: int) -> None:
-        if not self.config.access_log or not access_logger.isEnabledFor(logging.INFO):
-            return
         cycle = self.cycle
-        if cycle is None:
+        if not self.config.access_log or cycle is None:
             return
-        scope = cycle.scope
-        client = scope["client"]
-        client_addr = f"{client[0]}:{client[1]}" if client else "-"
-        path = scope["path"]
-        query = scope["query_string"]
-        full_path = path + "?" + query.decode("latin-1") if query else path
-        access_logger.info(
-            '%s - "WebSocket %s HTTP/%s" %d',
-            client_addr,
-            full_path.translate(_ESCAPES),
-            scope["http_version"],
-            status,
-        )
+        log_access(cycle.scope["client"], cycle.scope, status, "WebSocket")
 
 
 class WSProtocol(WebSocketSession, asyncio.Protocol):
@@ -557,9 +539,7 @@ class WSProtocol(WebSocketSession, asyncio.Protocol):
         h1 = self.h1
         h1.keep_alive = False
         self.transport.write(
-            h1.response_head(
-                status, headers, self.state.header_block, content_length, body, end
-            )
+            h1.response_head(status, headers, self.state.header_block, content_length, body, end)
         )
         self._log_access(status)
         if end:
