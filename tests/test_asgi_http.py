@@ -419,6 +419,48 @@ def test_validate_headers_value_cache_never_admits_a_bad_value() -> None:
         validate_headers([(b"x", "text/plain")])
 
 
+def test_validate_headers_takes_bytes_like_items_as_bytes() -> None:
+    headers, length = validate_headers(
+        [
+            (bytearray(b"X-A"), bytearray(b"1")),
+            (memoryview(b"x-b"), memoryview(b"2")),
+            (b"content-length", bytearray(b"5")),
+        ]
+    )
+    assert headers == [(b"x-a", b"1"), (b"x-b", b"2")]
+    assert all(type(n) is bytes and type(v) is bytes for n, v in headers)
+    assert length == 5
+    with pytest.raises(TypeError, match="names must be bytes"):
+        validate_headers([("x-a", b"1")])
+
+
+def test_validate_headers_remembers_a_list_only_by_its_value() -> None:
+    raw = [(b"Content-Type", b"text/plain"), (b"content-length", b"13")]
+    first = validate_headers(raw)
+    assert first == ([(b"content-type", b"text/plain")], 13)
+    # An equal list (a new one, as apps build per response) gets the same result.
+    assert validate_headers([(b"Content-Type", b"text/plain"), (b"content-length", b"13")]) == first
+    # The app changing its list afterwards does not change what was remembered.
+    raw[1] = (b"content-length", b"14")
+    assert validate_headers(raw) == ([(b"content-type", b"text/plain")], 14)
+    assert validate_headers([(b"Content-Type", b"text/plain"), (b"content-length", b"13")]) == first
+    # Pairs given as lists can change in place: never remembered, always checked.
+    pair = [b"x-a", b"ok"]
+    assert validate_headers([pair]) == ([(b"x-a", b"ok")], None)
+    pair[1] = b"bad\r\nset-cookie: x"
+    with pytest.raises(RuntimeError, match="Invalid HTTP header value"):
+        validate_headers([pair])
+    # A bad list equal in value to none remembered is refused every time.
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="Invalid HTTP header value"):
+            validate_headers([(b"x-a", b"a\x00")])
+    # A remembered list is no loophole for another sequence type.
+    validate_headers([(b"x-b", b"1")])
+    assert validate_headers(((b"x-b", b"1"),)) == ([(b"x-b", b"1")], None)
+    with pytest.raises(TypeError):
+        validate_headers([(b"x-b", b"1", b"extra")])
+
+
 # -- Content-Length accounting ---------------------------------------------------------------
 
 

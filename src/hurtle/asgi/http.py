@@ -53,6 +53,14 @@ _VALUE_CACHE_MAX = 512
 _VALUE_CACHE_ITEM_MAX = 128
 # Content-Length values already parsed (int() of bytes is slow next to a hit).
 _LENGTH_VALUES: dict[bytes, int] = {}
+# The last header list validated and its result. A route answers with the same
+# headers over and over, and comparing two short lists of tuples costs a tenth
+# of validating one. Kept as a copy of the app's list, and only when every pair
+# is a tuple: a pair that could change after the fact is never remembered. The
+# initial entry holds a private object, so it equals no list an app can send.
+_Validated = tuple[list[tuple[bytes, bytes]], int | None]
+_LAST_VALIDATED: tuple[list[Any], _Validated] = ([object()], ([], None))
+_LAST_VALIDATED_MAX = 16
 
 _SERVER_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 _SERVER_ERROR_BODY = b"Internal Server Error"
@@ -98,28 +106,47 @@ class ResponseWriter(Protocol):
     # was promised in ``write_head``; then ``write_trailers`` ends it.
 
 
+def _as_bytes(item: Any, what: str) -> bytes:
+    # Bytes-like header items are taken as their bytes, as bodies are: the
+    # remembered header list compares by value, and bytearray(b"x") == b"x".
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, (bytearray, memoryview)):
+        return bytes(item)
+    raise TypeError(f"Header {what} must be bytes, got {type(item).__name__}")
+
+
 def validate_headers(raw: Any) -> tuple[list[tuple[bytes, bytes]], int | None]:
     """Lowercased, checked response headers and the parsed Content-Length.
 
     Content-Length is taken out of the list: the protocol writer frames the
     body and writes the header itself (HTTP/2 and HTTP/1.1 differ there).
+    The list returned may be shared with other responses: callers never
+    change it.
     """
+    global _LAST_VALIDATED
+    last = _LAST_VALIDATED
+    if type(raw) is list and raw == last[0]:
+        return last[1]
     headers: list[tuple[bytes, bytes]] = []
     content_length: int | None = None
     try:
         pairs: Iterable[Any] = raw
         for name, value in pairs:
-            lowered = _NAME_CACHE.get(name)
+            try:
+                lowered = _NAME_CACHE.get(name)
+            except TypeError:  # unhashable: a bytearray
+                lowered = None
             if lowered is None:
-                if not isinstance(name, bytes):
-                    raise TypeError(f"Header names must be bytes, got {type(name).__name__}")
+                if type(name) is not bytes:
+                    name = _as_bytes(name, "names")
                 if _HEADER_NAME.fullmatch(name) is None:
                     raise RuntimeError(f"Invalid HTTP header name {name!r}")
                 lowered = name.lower()
                 if len(_NAME_CACHE) < _NAME_CACHE_MAX:
                     _NAME_CACHE[name] = lowered
-            if type(value) is not bytes and not isinstance(value, bytes):
-                raise TypeError(f"Header values must be bytes, got {type(value).__name__}")
+            if type(value) is not bytes:
+                value = _as_bytes(value, "values")
             if lowered == b"content-length":
                 # Digits only (so no control can hide in it): no value check.
                 length = _LENGTH_VALUES.get(value)
@@ -143,7 +170,14 @@ def validate_headers(raw: Any) -> tuple[list[tuple[bytes, bytes]], int | None]:
             headers.append((lowered, value))
     except ValueError:
         raise TypeError("Headers must be an iterable of [name, value] pairs") from None
-    return headers, content_length
+    result = (headers, content_length)
+    if type(raw) is list and len(raw) <= _LAST_VALIDATED_MAX:
+        for pair in raw:
+            if type(pair) is not tuple:
+                break
+        else:
+            _LAST_VALIDATED = (raw.copy(), result)
+    return result
 
 
 def length_mismatch(sent: int, declared: int, more_body: bool) -> bool:
