@@ -235,7 +235,6 @@ class HTTPCycle:
         "_length_limit",
         "_sent",
         "_state",
-        "_status",
         "_trailers",
         "_waiter",
         "disconnected",
@@ -249,6 +248,14 @@ class HTTPCycle:
 
     #: Above this many unread body bytes the adapter stops reading the socket.
     HIGH_WATER = 65536
+
+    # The response's own fields, set by http.response.start before the state
+    # machine lets anything read them (not in __init__: five stores fewer).
+    _headers: list[tuple[bytes, bytes]]
+    _content_length: int | None
+    _length_limit: int | None
+    _sent: int
+    _trailers: bool
 
     def __init__(
         self,
@@ -276,12 +283,6 @@ class HTTPCycle:
         self._expect_continue = expect_continue
         self._continue_sent = False
         self._waiter: asyncio.Future[None] | None = None
-        self._status = 0
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._content_length: int | None = None
-        self._length_limit: int | None = None
-        self._sent = 0
-        self._trailers = False
 
     # -- from the adapter ------------------------------------------------------
 
@@ -374,7 +375,7 @@ class HTTPCycle:
             if state == _HEAD_PENDING:
                 self._state = _STREAMING
                 self.writer.write_head(
-                    self._status,
+                    self.status,
                     self._headers,
                     self._content_length,
                     body,
@@ -417,7 +418,8 @@ class HTTPCycle:
                 # cannot go on the wire: the response then ends when they
                 # arrive, and the writer drops them.
                 self._trailers = bool(message.get("trailers", False))
-                self._status = self.status = status
+                self._sent = 0
+                self.status = status
                 self._state = _HEAD_PENDING
                 return
             if mtype == "http.response.early_hint":
@@ -503,7 +505,7 @@ class HTTPCycle:
             if self._length_limit is not None and self._length_limit != size:
                 self._fail_length()
             self._state = _STREAMING
-            self.writer.write_head(self._status, self._headers, size, b"", size == 0, False)
+            self.writer.write_head(self.status, self._headers, size, b"", size == 0, False)
             if size:
                 await self.writer.sendfile(file, 0, size)
                 self.writer.write_body(b"", True)
@@ -527,7 +529,7 @@ class HTTPCycle:
                 length = self._content_length
                 if length is None and not more_body:
                     length = count
-                self.writer.write_head(self._status, self._headers, length, b"", False, False)
+                self.writer.write_head(self.status, self._headers, length, b"", False, False)
             self._sent += count
             limit = self._length_limit
             if limit is not None and length_mismatch(self._sent, limit, more_body):

@@ -374,7 +374,6 @@ class H1Protocol(asyncio.Protocol):
             request.expect_continue and request.http_version == "1.1",
         )
         self.cycle = cycle
-        self._app_trailers = False
         state.total_requests += 1
         coro = cycle.run(app)
         task = start_task(self.loop, coro, self._plain_tasks)
@@ -445,26 +444,39 @@ class H1Protocol(asyncio.Protocol):
         end: bool,
         trailers: bool,
     ) -> None:
-        self._app_trailers = trailers
-        assert self.transport is not None
-        if end and not trailers and len(body) >= _WRITE_APART:
-            # A large complete body goes out beside its head, not copied into
-            # one bytes object with it: uvloop writes both with one writev.
+        # Set before any transport call: the transport is set from
+        # connection_made on, and write_head only runs for a request.
+        transport: asyncio.Transport = self.transport  # type: ignore[assignment]
+        if end and not trailers:
+            # The whole response (the common case): one write, then done. No
+            # need to record the trailers flag: only a streamed response's
+            # write_body and write_trailers read it.
             conn = self.conn
-            head = conn.response_head(
-                status,
-                headers,
-                self.state.header_block,
-                len(body) if content_length is None else content_length,
-                b"",
-                False,
-            )
-            if conn.sends_body:
-                self.transport.writelines((head, body))
-            else:  # HEAD, 204, 304: the head is all there is
-                self.transport.write(head)
+            if len(body) < _WRITE_APART:
+                transport.write(
+                    conn.response_head(
+                        status, headers, self.state.header_block, content_length, body, True
+                    )
+                )
+            else:
+                # A large complete body goes out beside its head, not copied
+                # into one bytes object with it: uvloop writes both with one
+                # writev.
+                head = conn.response_head(
+                    status,
+                    headers,
+                    self.state.header_block,
+                    len(body) if content_length is None else content_length,
+                    b"",
+                    False,
+                )
+                if conn.sends_body:
+                    transport.writelines((head, body))
+                else:  # HEAD, 204, 304: the head is all there is
+                    transport.write(head)
             self._response_done()
             return
+        self._app_trailers = trailers
         data = self.conn.response_head(
             status,
             headers,
@@ -475,9 +487,8 @@ class H1Protocol(asyncio.Protocol):
             trailers,
         )
         if end:
-            self.transport.write(data)
-            if not trailers:
-                self._response_done()
+            # Trailers follow: write_trailers ends the response.
+            transport.write(data)
         else:
             self._queue(data)
 
@@ -592,8 +603,7 @@ class H1Protocol(asyncio.Protocol):
         cycle = self.cycle
         if self._access_log and cycle is not None:
             log_access(self.client, cycle.scope, cycle.status)
-        transport = self.transport
-        assert transport is not None
+        transport: asyncio.Transport = self.transport  # type: ignore[assignment]
         conn = self.conn
         request_done = cycle is None or cycle.request_complete
         if not conn.keep_alive or conn.closing or self._closing or not request_done:
@@ -606,7 +616,7 @@ class H1Protocol(asyncio.Protocol):
             return
         self.cycle = None
         self.task = None
-        conn.keep_alive = True
+        # conn.keep_alive needs no reset: every response's head decides it.
         buffered = self.parser.start_next_cycle()
         if self.state.should_exit:
             self._closing = True
