@@ -542,3 +542,27 @@ def test_remembered_head_is_used_for_a_repeat() -> None:
     again = head(conn, 200, [(b"content-type", b"text/plain")], content_length=5, body=b"world")
     assert again == remembered + b"world"
     assert connection_module._LAST_HEAD[6] is remembered  # a hit, not a rebuild
+
+
+def test_remembered_head_after_a_response_with_trailers_on_the_same_connection() -> None:
+    # A hit leaves the trailers flag of the connection's previous response as
+    # it was: the length-framed response must still neither expect trailers
+    # nor frame its body or trailers as chunks.
+    headers = [(b"content-type", b"text/plain")]
+    conn = connection_for(GET11)
+    head(conn, 200, headers, content_length=5, body=b"hello")  # remembered
+    conn = H1Connection(RequestParser())
+    conn.receive_data(GET11_TE + GET11)
+    assert isinstance(conn.next_event(), Request)
+    assert conn.next_event() == EndOfMessage()
+    head(conn, 200, headers, end=False, trailers=True)
+    assert conn.expects_trailers
+    assert conn.response_body(b"abc", True) == b"3\r\nabc\r\n"
+    assert conn.response_trailers([(b"x-t", b"1")]) == b"0\r\nx-t: 1\r\n\r\n"
+    conn.start_next_cycle()
+    assert isinstance(conn.next_event(), Request)
+    remembered = connection_module._LAST_HEAD[6]
+    assert head(conn, 200, headers, content_length=5, body=b"world") == remembered + b"world"
+    assert _state(conn) == (True, True, False, False)
+    assert conn.response_body(b"", True) == b""
+    assert conn.response_trailers([(b"x-t", b"1")]) == b""

@@ -90,7 +90,6 @@ class H1Connection:
     """Server side of one HTTP/1.x connection; one request/response at a time."""
 
     __slots__ = (
-        "_http10",
         "_mode",
         "_trailers",
         "closing",
@@ -104,7 +103,6 @@ class H1Connection:
         #: `response_head`; `closing` (a server shutting down) forces it off.
         self.keep_alive = True
         self.closing = False
-        self._http10 = False
         self._mode = _MODE_NONE
         self._trailers = False
 
@@ -157,8 +155,7 @@ class H1Connection:
         ):
             # The same head as the last response built (by any connection),
             # from the same inputs: the length-framed case below, not rebuilt.
-            self._http10 = False
-            self._trailers = False
+            # (_trailers is left as it was: only the chunked mode reads it.)
             self.keep_alive = last_keep
             self._mode = _MODE_LENGTH
             return last_head + body
@@ -174,7 +171,7 @@ class H1Connection:
                 continue
             parts.append(name + b": " + value + b"\r\n")
 
-        http10 = self._http10 = request.http_version == "1.0"
+        http10 = request.http_version == "1.0"
         trailers = trailers and not http10 and request.te_trailers
         self._trailers = trailers
         if status < 200 or status == 204 or status == 304:
