@@ -1,6 +1,7 @@
 """Bytecodes executed per request, by function, on hurtle's HTTP/1.1 path.
 
     .venv/bin/python bench/bytecodes.py [--scenario plaintext|post|close] [--requests 500]
+                                        [--lines FUNC]   # FUNC split by source line
 
 Runs the same fake-transport harness as `instructions.py` (run.py's apps,
 wrk's request bytes, uvloop when installed) under an opcode tracer and prints
@@ -30,6 +31,9 @@ def main() -> None:
     parser.add_argument("--scenario", choices=sorted(instructions.REQUESTS), default="plaintext")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--lines", metavar="FUNC", help="split FUNC (a function name) by source line"
+    )
     args = parser.parse_args()
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
     sys.path.insert(0, src)
@@ -42,7 +46,10 @@ def main() -> None:
             frame.f_trace_lines = False
         elif event == "opcode":
             code = frame.f_code
-            counts[(os.path.basename(code.co_filename), code.co_name)] += 1
+            name = code.co_name
+            if name == args.lines:
+                name = f"{name}:{frame.f_lineno}"
+            counts[(os.path.basename(code.co_filename), name)] += 1
         return tracer
 
     def run(requests: int) -> collections.Counter[Key]:
