@@ -357,6 +357,8 @@ async def test_denial_response() -> None:
         assert response.status_code == 401
         assert response.headers["x-why"] == "no token"
         assert response.body == b"go away"
+        # The connection closes after a denial, and the head says so.
+        assert response.headers["connection"] == "close"
 
 
 async def test_app_error_before_accept_is_500() -> None:

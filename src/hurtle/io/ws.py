@@ -537,7 +537,10 @@ class WSProtocol(WebSocketSession, asyncio.Protocol):
         # The denial response (or 403, or 500) is plain HTTP/1.1 on the same
         # connection: the HTTP core frames it, then the connection closes.
         h1 = self.h1
-        h1.keep_alive = False
+        # The connection closes after a denial: as for a server shutting
+        # down, the head says "connection: close" (keep_alive is the head's
+        # own decision, so setting it here would be overwritten).
+        h1.closing = True
         self.transport.write(
             h1.response_head(status, headers, self.state.header_block, content_length, body, end)
         )
