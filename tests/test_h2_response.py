@@ -116,3 +116,27 @@ def test_many_responses_after_a_table_size_change() -> None:
             client.close()
     assert [r.body for r in responses] == [b"x" * i for i in range(20)]
     assert all((b"server", b"hurtle") in r.headers for r in responses)
+
+
+async def own_server_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    headers = [(b"server", b"upstream/1.0"), (b"date", b"Mon, 01 Jan 2024 00:00:00 GMT")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if scope["path"] == "/stream":
+        await send({"type": "http.response.body", "body": b"x", "more_body": True})
+    await send({"type": "http.response.body", "body": b"x"})
+
+
+@pytest.mark.parametrize("path", ["/", "/stream"])  # the fast path and h2's
+def test_app_server_and_date_fields_replace_the_servers(path: str) -> None:
+    with run_server(own_server_app) as srv:
+        assert srv.port is not None
+        client = RawH2(srv.port)
+        try:
+            response = client.get(path)
+        finally:
+            client.close()
+    assert response.status == 200
+    assert [v for n, v in response.headers if n == b"server"] == [b"upstream/1.0"]
+    assert [v for n, v in response.headers if n == b"date"] == [b"Mon, 01 Jan 2024 00:00:00 GMT"]

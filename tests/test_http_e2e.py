@@ -517,6 +517,46 @@ def test_default_server_and_date_headers(server: RunningServer) -> None:
     assert abs(parsed.timestamp() - time.time()) < 60
 
 
+async def _own_server_and_date(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-type", b"text/plain")]
+    if scope["path"] in ("/server", "/both"):
+        headers.append((b"Server", b"upstream/1.0"))
+    if scope["path"] in ("/date", "/both"):
+        headers.append((b"date", b"Mon, 01 Jan 2024 00:00:00 GMT"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_app_server_and_date_headers_replace_the_servers() -> None:
+    # RFC 9110 5.3: one line each (aiohttp rejects two Server lines). Every path
+    # twice on one connection: the second response may be a remembered head.
+    app_date = b"Mon, 01 Jan 2024 00:00:00 GMT"
+    with run_server(_own_server_and_date, access_log=False) as srv, raw(srv) as conn:
+        for path in ("/server", "/server", "/date", "/date", "/both", "/both", "/", "/"):
+            conn.send(request("GET", path))
+            response = conn.read_response()
+            assert response.status == 200, path
+            assert response.body == b"ok"
+            servers = response.get_all(b"server")
+            dates = response.get_all(b"date")
+            assert servers == ([b"upstream/1.0"] if path in ("/server", "/both") else [b"hurtle"])
+            assert len(dates) == 1
+            assert (dates[0] == app_date) == (path in ("/date", "/both")), path
+
+
+def test_header_option_replaces_the_default_server_header() -> None:
+    with (
+        run_server(app, access_log=False, headers=[("Server", "edge")]) as srv,
+        raw(srv) as conn,
+    ):
+        conn.send(request("GET", "/hello"))
+        response = conn.read_response()
+    assert response.get_all(b"server") == [b"edge"]
+    assert len(response.get_all(b"date")) == 1
+
+
 def test_server_headers_on_error_responses(server: RunningServer) -> None:
     with raw(server) as conn:
         conn.send(b"GET / HTTP/1.1\r\n\r\n")

@@ -186,8 +186,10 @@ class Config:
     )
 
     # -- response headers ------------------------------------------------------
-    server_header: bool = _opt(True, "Send a 'server: hurtle' header.")
-    date_header: bool = _opt(True, "Send a 'date' header.")
+    server_header: bool = _opt(
+        True, "Send a 'server: hurtle' header (an app's own, or --header server:..., replaces it)."
+    )
+    date_header: bool = _opt(True, "Send a 'date' header (an app's own replaces it).")
     headers: Sequence[tuple[str, str]] = _opt_list(
         "Extra response header 'name:value'; repeatable.", metavar="NAME:VALUE"
     )

@@ -51,6 +51,7 @@ from hurtle.io.timers import Deadline
 from hurtle.io.tls import tls_extension
 from hurtle.io.ws import WebSocketSession
 from hurtle.logging import escape_control, log_access
+from hurtle.protocol.h1.connection import block_without
 from hurtle.protocol.h2 import (
     CANCEL,
     INTERNAL_ERROR,
@@ -112,6 +113,15 @@ def _default_headers(block: bytes) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
+def _replaced_defaults(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, ...]:
+    """The server's default fields (Server, Date) the app sends itself (see block_without)."""
+    found: tuple[bytes, ...] = ()
+    for name, _ in headers:
+        if name == b"server" or name == b"date":
+            found += (name,)
+    return found
+
+
 class H2Stream:
     """One stream: the `ResponseWriter` of its `HTTPCycle`."""
 
@@ -164,10 +174,16 @@ class H2Stream:
         no_body = self.head_only or status == 204 or status == 304
         if content_length is None and end and not trailers and not no_body:
             content_length = len(body)
+        replaced = _replaced_defaults(headers)
         if end and not trailers:
             # The whole response is here: the core frames it in one HEADERS
             # and at most one DATA, with a block encoded without h2.
-            fields = encode_status(status) + conn.default_fields() + encode_fields(headers)
+            defaults = (
+                conn.default_fields()
+                if not replaced
+                else encode_fields(conn.default_headers_without(replaced))
+            )
+            fields = encode_status(status) + defaults + encode_fields(headers)
             if content_length is not None and status != 204 and status != 304:
                 length = str(content_length).encode()
                 fields += _CONTENT_LENGTH_PREFIX + bytes((len(length),)) + length
@@ -175,10 +191,7 @@ class H2Stream:
                 self._ended()
                 conn.want_flush()
                 return
-        block = [(b":status", _STATUS[status]), *conn.default_headers()]
-        for header in headers:
-            if header[0] not in _CONNECTION_HEADERS:
-                block.append(header)
+        block = conn.head_block(status, headers, replaced)
         if content_length is not None and status != 204 and status != 304:
             block.append((b"content-length", str(content_length).encode()))
         self.trailers = trailers
@@ -517,10 +530,7 @@ class H2WebSocket(WebSocketSession):
         conn = stream.conn
         if stream.is_closing():
             return
-        block = [(b":status", _STATUS[status]), *conn.default_headers()]
-        for header in headers:
-            if header[0] not in _CONNECTION_HEADERS:
-                block.append(header)
+        block = conn.head_block(status, headers, _replaced_defaults(headers))
         if content_length is None and end:
             content_length = len(body)
         if content_length is not None and status != 204 and status != 304:
@@ -965,6 +975,22 @@ class H2Protocol(asyncio.Protocol):
             self._default_block = block
             self._default_headers = _default_headers(block)
         return self._default_headers
+
+    def default_headers_without(self, names: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
+        """`default_headers` less the fields of ``names``, which the app sends itself."""
+        return _default_headers(block_without(self.state.header_block, names))
+
+    def head_block(
+        self, status: int, headers: list[tuple[bytes, bytes]], replaced: tuple[bytes, ...]
+    ) -> list[tuple[bytes, bytes]]:
+        """A response's fields for h2: status, the server's defaults (less those in
+        ``replaced``), then the app's headers without connection-specific ones."""
+        defaults = self.default_headers_without(replaced) if replaced else self.default_headers()
+        block = [(b":status", _STATUS[status]), *defaults]
+        for header in headers:
+            if header[0] not in _CONNECTION_HEADERS:
+                block.append(header)
+        return block
 
     def default_fields(self) -> bytes:
         """`default_headers`, HPACK-encoded by `encode_fields` (rebuilt with the date)."""

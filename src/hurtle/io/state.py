@@ -44,9 +44,11 @@ class ServerState:
         # Every connection's deadline, served by one loop timer (io/timers.py).
         self.timers = Timers()
         fixed = b""
-        if config.server_header:
+        extra = config.encoded_headers
+        # A --header server:... replaces the default one (as Uvicorn's does).
+        if config.server_header and all(name != b"server" for name, _ in extra):
             fixed += b"server: hurtle\r\n"
-        for name, value in config.encoded_headers:
+        for name, value in extra:
             fixed += name + b": " + value + b"\r\n"
         self._fixed_headers = fixed
         self.date_header = config.date_header

@@ -65,6 +65,25 @@ def _length_line(length: int) -> bytes:
     return line
 
 
+# Response fields the server writes itself: framing and Connection it owns;
+# a Server or Date from the app replaces the server's own line.
+_SERVER_FIELDS = frozenset((b"transfer-encoding", b"connection", b"server", b"date"))
+
+
+def block_without(block: bytes, names: tuple[bytes, ...]) -> bytes:
+    """The server's ``name: value\r\n`` block without the lines of ``names`` (lowercase).
+
+    RFC 9110 5.3: Server and Date are singletons, so when an app sends its
+    own, the server's line must go rather than follow it (some clients, such
+    as aiohttp, reject a response with two). Rare: built per response.
+    """
+    return b"".join(
+        line + b"\r\n"
+        for line in block.split(b"\r\n")
+        if line and line.partition(b":")[0].lower() not in names
+    )
+
+
 _MODE_LENGTH = 0
 _MODE_CHUNKED = 1
 _MODE_CLOSE = 2
@@ -162,14 +181,20 @@ class H1Connection:
         line = STATUS_LINES.get(status)
         parts = [line if line is not None else status_line(status)]
         keep_alive = may_keep
+        replaced: tuple[bytes, ...] = ()
         for name, value in headers:
-            if name == b"transfer-encoding" or name == b"connection":
-                # Hop-by-hop and owned by the server: the app may ask to close,
-                # and the server writes the one Connection header itself.
-                if name == b"connection" and b"close" in value.lower():
-                    keep_alive = False
-                continue
+            if name in _SERVER_FIELDS:
+                if name == b"connection":
+                    # Hop-by-hop and owned by the server: the app may ask to
+                    # close, and the server writes the one Connection header.
+                    if b"close" in value.lower():
+                        keep_alive = False
+                    continue
+                if name == b"transfer-encoding":
+                    continue
+                replaced += (name,)  # the app's Server or Date
             parts.append(name + b": " + value + b"\r\n")
+        block = block_without(default_block, replaced) if replaced else default_block
 
         http10 = request.http_version == "1.0"
         trailers = trailers and not http10 and request.te_trailers
@@ -205,7 +230,7 @@ class H1Connection:
             framing += b"connection: close\r\n"
         elif http10:
             framing += b"connection: keep-alive\r\n"
-        parts.append(framing + default_block + b"\r\n")
+        parts.append(framing + block + b"\r\n")
         if mode == _MODE_NONE or request.method == b"HEAD":
             self._mode = _MODE_NONE
             return b"".join(parts)
