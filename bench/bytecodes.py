@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bytecodes.py [--scenario plaintext|post|close] [--requests 500]
                                         [--lines FUNC]   # FUNC split by source line
+                                        [--loop asyncio]  # plain asyncio, not uvloop
 
 Runs the same fake-transport harness as `instructions.py` (run.py's apps,
 wrk's request bytes, uvloop when installed) under an opcode tracer and prints
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--scenario", choices=sorted(instructions.REQUESTS), default="plaintext")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument(
         "--lines", metavar="FUNC", help="split FUNC (a function name) by source line"
     )
@@ -54,6 +56,8 @@ def main() -> None:
 
     def run(requests: int) -> collections.Counter[Key]:
         try:
+            if args.loop == "asyncio":
+                raise ImportError
             import uvloop  # noqa: PLC0415
 
             loop = uvloop.new_event_loop()
