@@ -201,6 +201,25 @@ async def test_message_mapping_that_is_not_a_dict() -> None:
     assert writer.calls[0][1] == 204
 
 
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ({"status": 200}, "without a 'type'"),
+        (MappingProxyType({"status": 200}), "without a 'type'"),
+        ({"type": 5, "status": 200}, "without a 'type'"),
+        ({"type": "http.response.start"}, "'status' must be an int, got NoneType"),
+        (MappingProxyType({"type": "http.response.start"}), "got NoneType"),
+        ({"type": "http.response.start", "status": "200"}, "got str"),
+        ([("type", "http.response.start")], "must be mappings"),
+    ],
+)
+async def test_malformed_start_messages(message: Any, error: str) -> None:
+    cycle, writer = make_cycle()
+    with pytest.raises(TypeError, match=error):
+        await cycle.send(message)
+    assert writer.calls == []
+
+
 # -- message order ----------------------------------------------------------------------
 
 
