@@ -220,6 +220,37 @@ async def test_malformed_start_messages(message: Any, error: str) -> None:
     assert writer.calls == []
 
 
+async def test_start_headers_checked_on_every_response() -> None:
+    # send() tests the remembered header list itself: an equal list gets the
+    # same validated headers, any other list is checked afresh.
+    seen = []
+    for raw in (
+        [(b"Content-Type", b"text/plain"), (b"content-length", b"1")],
+        [(b"Content-Type", b"text/plain"), (b"content-length", b"1")],
+        [(b"Content-Type", b"text/html"), (b"content-length", b"1")],
+        [[b"Content-Type", b"text/html"], [b"content-length", b"1"]],
+    ):
+        cycle, writer = make_cycle()
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": raw})
+        await cycle.send({"type": "http.response.body", "body": b"x"})
+        seen.append((writer.calls[0][2], writer.calls[0][3]))
+    assert seen == [
+        ([(b"content-type", b"text/plain")], 1),
+        ([(b"content-type", b"text/plain")], 1),
+        ([(b"content-type", b"text/html")], 1),
+        ([(b"content-type", b"text/html")], 1),
+    ]
+    cycle, writer = make_cycle()
+    bad = [(b"Content-Type", b"text/html\r\nx: y"), (b"content-length", b"1")]
+    with pytest.raises(RuntimeError, match="Invalid HTTP header value"):
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": bad})
+    cycle, writer = make_cycle()
+    longer = [(b"Content-Type", b"text/html"), (b"content-length", b"2")]
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": longer})
+    with pytest.raises(RuntimeError, match="Content-Length"):
+        await cycle.send({"type": "http.response.body", "body": b"x"})
+
+
 # -- message order ----------------------------------------------------------------------
 
 
