@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hurtle.io.timers import Deadline, Timers
+from hurtle.io.timers import Deadline, Timed, Timers
 
 TICK = 1 / 32
 
@@ -230,3 +230,48 @@ def test_early_wakeup_within_the_clock_slack_does_not_spin(loop: FakeLoop) -> No
     loop.now = handle.when - 0.0004
     handle.callback()
     assert len(fired.times) == 1
+
+
+class Connection(Timed):
+    """A connection that is its own deadline, as H1Protocol is."""
+
+    __slots__ = ("expiries", "loop", "timers")
+
+    def __init__(self, loop: FakeLoop, timers: Timers) -> None:
+        self.loop = loop  # type: ignore[assignment]
+        self.timers = timers
+        self.expiries: list[float] = []
+        self._bucket = None
+        self.when = None
+
+    def set(self, seconds: float) -> None:
+        when = self.loop.time() + seconds
+        self.when = when
+        if self._bucket is None or self._due > when:
+            self.timers.file(self, when)
+
+    def _on_deadline(self) -> None:
+        self.expiries.append(self.loop.time())
+
+
+def test_an_object_that_is_its_own_deadline(loop: FakeLoop) -> None:
+    timers = Timers()
+    conn = Connection(loop, timers)
+    gone = Connection(loop, timers)
+    conn.set(1)
+    gone.set(1)
+    gone.cancel()
+    loop.advance(0.5)
+    conn.set(1)  # moved later: stays in its bucket until that comes
+    assert len(loop.handles) == 1
+    loop.advance(0.75)
+    assert conn.expiries == []
+    conn.set(0.1)  # moved earlier: filed again at once
+    loop.advance(0.2)
+    assert len(conn.expiries) == 1
+    assert 101.35 <= conn.expiries[0] <= 101.35 + TICK
+    assert conn.when is None
+    loop.advance(5)
+    assert len(conn.expiries) == 1
+    assert gone.expiries == []
+    assert loop.armed == []

@@ -5,9 +5,10 @@
 HTTP/1.x only one response is on the wire at a time, so one object per
 connection serves every request on it.
 
-Timers: one per connection. It is armed at a deadline (keep-alive idle, or
-the head-read limit from a head's first byte) and re-armed lazily when it
-fires early, so a request costs an attribute store, not a timer.
+Deadlines: the connection is its own (`hurtle.io.timers.Timed`), filed in
+the server's shared `Timers`. It is set at a deadline (keep-alive idle, or
+the head-read limit from a head's first byte) and moved later lazily, so a
+request costs an attribute store or two, not a timer.
 
 Flow control: reading pauses when the cycle holds more than its high-water
 mark of unread body, or when pipelined bytes pile up behind the current
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope, scope_base
 from hurtle.io.state import over_concurrency_limit
-from hurtle.io.timers import Deadline
+from hurtle.io.timers import Timed
 from hurtle.io.tls import tls_extension
 from hurtle.logging import escape_control, log_access
 from hurtle.protocol.errors import ProtocolError
@@ -113,6 +114,13 @@ _EXTENSIONS: dict[str, Any] = {"http.response.pathsend": {}, "http.response.earl
 _EXTENSIONS_SOCKET: dict[str, Any] = {**_EXTENSIONS, "http.response.zerocopysend": {}}
 
 
+# What ``_timer`` is once a connection is lost: a deadline never set, so that
+# a late ``_timer.when = None`` or ``_timer.cancel()`` finds nothing to do.
+_SPENT = Timed()
+_SPENT._bucket = None
+_SPENT.when = None
+
+
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
     body = b"Service Unavailable"
     await send(
@@ -125,7 +133,7 @@ async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class H1Protocol(asyncio.Protocol):
+class H1Protocol(asyncio.Protocol, Timed):
     """One HTTP/1.x connection; constructed by the server as ``H1Protocol(config, app, state)``."""
 
     __slots__ = (
@@ -183,7 +191,12 @@ class H1Protocol(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
         self.scheme = "http"
-        self._timer = Deadline(self.loop, self._on_deadline, state.timers)
+        # The connection is its own deadline (`Timed`): no Deadline object
+        # and no bound method per connection. ``_timer`` is the same deadline
+        # by another name, until connection_lost.
+        self._timer: Timed = self
+        self._bucket = None
+        self.when = None
         self._deadline_kind = _KEEP_ALIVE
         self._read_paused = False
         self._write_paused = False
@@ -231,15 +244,22 @@ class H1Protocol(asyncio.Protocol):
             self._extensions_base = ext
         # The keep-alive limit also bounds a connection that never sends a
         # byte (``_deadline_kind`` starts as _KEEP_ALIVE).
-        self._timer.set(self.config.timeout_keep_alive)
+        when = self.loop.time() + self.config.timeout_keep_alive
+        self.when = when
+        self.state.timers.file(self, when)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
         self._closing = True
-        # close(), not cancel(): the timer holds this protocol's callback, and
-        # that reference cycle would leave every closed connection (parser,
-        # cycle, scope, task) to the cyclic GC instead of reference counting.
-        self._timer.close()
+        self.when = None
+        bucket = self._bucket
+        if bucket is not None:
+            bucket.discard(self)
+            self._bucket = None
+        # ``_timer`` refers to this protocol itself: a reference cycle that
+        # would leave every closed connection (parser, cycle, scope, task) to
+        # the cyclic GC instead of reference counting.
+        self._timer = _SPENT
         cycle = self.cycle
         if cycle is not None:
             if not cycle.disconnected:
@@ -666,7 +686,12 @@ class H1Protocol(asyncio.Protocol):
 
     def _set_deadline(self, seconds: float, kind: int) -> None:
         self._deadline_kind = kind
-        self._timer.set(seconds)
+        when = self.loop.time() + seconds
+        self.when = when
+        # After a keep-alive response the bucket it sits in mostly comes no
+        # later than needed: a float compare, and it moves on then.
+        if self._bucket is None or self._due > when:
+            self.state.timers.file(self, when)
 
     def _on_deadline(self) -> None:
         if self._closing:

@@ -40,14 +40,34 @@ class Timers:
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop
-        self._buckets: dict[int, set[Deadline]] = {}
+        self._buckets: dict[int, set[Timed]] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._armed_tick = _NO_TIMER
 
-    def _put(self, deadline: Deadline, tick: int) -> None:
+    def file(self, deadline: Timed, when: float) -> None:
+        """File ``deadline``, whose ``when`` was just set, in the bucket it needs.
+
+        Its owner calls this only when the bucket it sits in (if any) comes
+        too late for ``when``: moving a deadline later is the owner's plain
+        store, done after every keep-alive response.
+        """
+        bucket = deadline._bucket
+        if bucket is not None:
+            bucket.discard(deadline)
+        tick = int(when * _TICKS_PER_SECOND) + 1
+        bucket = self._buckets.get(tick)
+        if bucket is None or deadline.loop is not self.loop:
+            self._put(deadline, tick)  # a new bucket, perhaps the earliest; or a new loop
+            return
+        # The common case, inline (once per connection at least).
+        bucket.add(deadline)
+        deadline._bucket = bucket
+        deadline._due = tick / _TICKS_PER_SECOND
+
+    def _put(self, deadline: Timed, tick: int) -> None:
         """File ``deadline`` (in no bucket) under ``tick``."""
-        if deadline._loop is not self.loop:
-            self._rebind(deadline._loop)
+        if deadline.loop is not self.loop:
+            self._rebind(deadline.loop)
         bucket = self._buckets.get(tick)
         if bucket is None:
             bucket = self._buckets[tick] = set()
@@ -95,7 +115,7 @@ class Timers:
                         continue
                     deadline.when = None
                     try:
-                        deadline._on_expiry()
+                        deadline._on_deadline()
                     except Exception as exc:  # one connection's bug must not stop the others'
                         self.loop.call_exception_handler(
                             {"message": "Exception in a connection deadline", "exception": exc}
@@ -106,7 +126,39 @@ class Timers:
                 self._arm(min(buckets))
 
 
-class Deadline:
+class Timed:
+    """An object that is its own deadline, for classes with exactly one.
+
+    A connection that subclasses this carries its deadline in three slots of
+    its own instead of a `Deadline` beside it: no second object, no bound
+    method of its own held by it, so no reference cycle to break at the end.
+    The subclass provides ``loop`` and ``_on_deadline()`` (run once the
+    deadline passes; ``when`` is then None again) and sets it by storing
+    ``when`` and, when the bucket it sits in comes too late (``_bucket`` is
+    None or ``_due > when``), calling `Timers.file`. Storing ``when = None``
+    cancels as well as `cancel()` (the deadline is dropped when its bucket
+    comes). ``_due`` is only read while ``_bucket`` is set.
+    """
+
+    __slots__ = ("_bucket", "_due", "when")
+
+    loop: asyncio.AbstractEventLoop
+    _bucket: set[Timed] | None
+    _due: float  # when the bucket comes, while in one
+    when: float | None
+
+    def cancel(self) -> None:
+        self.when = None
+        bucket = self._bucket
+        if bucket is not None:
+            bucket.discard(self)
+            self._bucket = None
+
+    def _on_deadline(self) -> None:
+        raise NotImplementedError
+
+
+class Deadline(Timed):
     """A deadline that costs an attribute store to move, not a timer per request.
 
     Setting ``when`` later than the bucket it sits in leaves it there: when
@@ -119,7 +171,7 @@ class Deadline:
     timer, as for a connection that owns its timer).
     """
 
-    __slots__ = ("_bucket", "_due", "_loop", "_on_expiry", "_timers", "when")
+    __slots__ = ("_on_expiry", "_timers", "loop")
 
     def __init__(
         self,
@@ -127,40 +179,22 @@ class Deadline:
         on_expiry: Callable[[], None],
         timers: Timers | None = None,
     ) -> None:
-        self._loop = loop
+        self.loop = loop
         self._on_expiry = on_expiry
         self._timers = timers if timers is not None else Timers(loop)
-        self._bucket: set[Deadline] | None = None
-        self._due = 0.0  # when the bucket comes, while in one
-        self.when: float | None = None
+        self._bucket = None
+        self.when = None
 
     def set(self, seconds: float) -> None:
-        when = self._loop.time() + seconds
+        when = self.loop.time() + seconds
         self.when = when
-        bucket = self._bucket
-        if bucket is not None:
-            if self._due <= when:
-                # Its bucket comes no later than needed: moved on then. (A
-                # float compare: this runs after every keep-alive response.)
-                return
-            bucket.discard(self)
-        tick = int(when * _TICKS_PER_SECOND) + 1
-        timers = self._timers
-        bucket = timers._buckets.get(tick)
-        if bucket is None or self._loop is not timers.loop:
-            timers._put(self, tick)  # a new bucket, perhaps the earliest; or a new loop
-            return
-        # The common case, inline (once per connection at least).
-        bucket.add(self)
-        self._bucket = bucket
-        self._due = tick / _TICKS_PER_SECOND
+        # A float compare: this runs after every keep-alive response, and its
+        # bucket mostly comes no later than needed (moved on then).
+        if self._bucket is None or self._due > when:
+            self._timers.file(self, when)
 
-    def cancel(self) -> None:
-        self.when = None
-        bucket = self._bucket
-        if bucket is not None:
-            bucket.discard(self)
-            self._bucket = None
+    def _on_deadline(self) -> None:
+        self._on_expiry()
 
     def close(self) -> None:
         """Cancel for good: also drop ``on_expiry``, which refers back to the owner.
@@ -169,12 +203,8 @@ class Deadline:
         method; breaking that cycle when the connection ends lets reference
         counting free the connection at once instead of the cyclic GC later.
         """
-        self.when = None
         self._on_expiry = _expired
-        bucket = self._bucket
-        if bucket is not None:
-            bucket.discard(self)
-            self._bucket = None
+        self.cancel()
 
 
 def _expired() -> None:
