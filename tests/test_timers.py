@@ -275,3 +275,37 @@ def test_an_object_that_is_its_own_deadline(loop: FakeLoop) -> None:
     assert len(conn.expiries) == 1
     assert gone.expiries == []
     assert loop.armed == []
+
+
+def test_buckets_expire_in_order_whatever_order_they_were_made_in(loop: FakeLoop) -> None:
+    timers = Timers()
+    expired: list[tuple[float, float]] = []
+    for seconds in (3.0, 0.5, 2.0, 1.0, 2.5, 0.25):
+        Deadline(loop, lambda s=seconds: expired.append((s, loop.now)), timers).set(seconds)  # type: ignore[arg-type,misc]
+    loop.advance(0.6)
+    assert [s for s, _ in expired] == [0.25, 0.5]
+    loop.advance(5)
+    assert [s for s, _ in expired] == [0.25, 0.5, 1.0, 2.0, 2.5, 3.0]
+    for seconds, at in expired:
+        assert 100 + seconds <= at <= 100 + seconds + TICK
+    assert loop.armed == []
+
+
+def test_a_deadline_set_by_an_expiry_waits_for_the_next_wakeup(loop: FakeLoop) -> None:
+    timers = Timers()
+    times: list[float] = []
+    again = Deadline(loop, lambda: times.append(loop.now), timers)  # type: ignore[arg-type]
+
+    def expire() -> None:
+        times.append(loop.now)
+        again.set(0)  # due at once: a loop timer, not this same wake-up
+
+    Deadline(loop, expire, timers).set(1)  # type: ignore[arg-type]
+    (handle,) = loop.armed
+    loop.handles.remove(handle)
+    loop.now = handle.when
+    handle.callback()
+    assert len(times) == 1
+    assert len(loop.armed) == 1
+    loop.advance(TICK)
+    assert len(times) == 2
