@@ -18,7 +18,7 @@ from heapq import heappop, heappush
 
 # Bucket width: a deadline expires up to 1/32 s after it passes (a power of two,
 # so tick boundaries are exact floats). Timeouts are whole or tenths of seconds.
-_TICKS_PER_SECOND = 32
+TICKS_PER_SECOND = 32
 # asyncio treats a timer due within its clock resolution as due now; so do we,
 # else a timer fired a fraction of a millisecond early (uvloop rounds to the
 # millisecond) would re-arm itself for the same instant until the clock moves.
@@ -37,12 +37,17 @@ class Timers:
     loop) drops what the old loop left behind.
     """
 
-    __slots__ = ("_armed_tick", "_buckets", "_handle", "_ticks", "loop")
+    __slots__ = ("_armed_tick", "_handle", "_ticks", "buckets", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop
-        self._buckets: dict[int, set[Timed]] = {}
-        # The keys of `_buckets` as a heap: a wake-up finds the due buckets and
+        #: tick -> the deadlines filed under it. A connection may file its
+        #: fresh deadline (one in no bucket) under ``int(when *
+        #: TICKS_PER_SECOND) + 1`` itself when that bucket exists and its
+        #: loop is ``loop`` (`file`'s common case, without the call): add
+        #: it, then set its ``_bucket`` and ``_due`` as `file` does.
+        self.buckets: dict[int, set[Timed]] = {}
+        # The keys of `buckets` as a heap: a wake-up finds the due buckets and
         # the next one to arm without going over every bucket (with a 5 s
         # keep-alive and connections arriving all the time, 160 of them).
         self._ticks: list[int] = []
@@ -59,42 +64,42 @@ class Timers:
         bucket = deadline._bucket
         if bucket is not None:
             bucket.discard(deadline)
-        tick = int(when * _TICKS_PER_SECOND) + 1
-        bucket = self._buckets.get(tick)
+        tick = int(when * TICKS_PER_SECOND) + 1
+        bucket = self.buckets.get(tick)
         if bucket is None or deadline.loop is not self.loop:
             self._put(deadline, tick)  # a new bucket, perhaps the earliest; or a new loop
             return
         # The common case, inline (once per connection at least).
         bucket.add(deadline)
         deadline._bucket = bucket
-        deadline._due = tick / _TICKS_PER_SECOND
+        deadline._due = tick / TICKS_PER_SECOND
 
     def _put(self, deadline: Timed, tick: int) -> None:
         """File ``deadline`` (in no bucket) under ``tick``."""
         if deadline.loop is not self.loop:
             self._rebind(deadline.loop)
-        bucket = self._buckets.get(tick)
+        bucket = self.buckets.get(tick)
         if bucket is None:
-            bucket = self._buckets[tick] = set()
+            bucket = self.buckets[tick] = set()
             heappush(self._ticks, tick)
             if tick < self._armed_tick:
                 self._arm(tick)
         bucket.add(deadline)
         deadline._bucket = bucket
-        deadline._due = tick / _TICKS_PER_SECOND
+        deadline._due = tick / TICKS_PER_SECOND
 
     def _arm(self, tick: int) -> None:
         assert self.loop is not None
         if self._handle is not None:
             self._handle.cancel()
         self._armed_tick = tick
-        self._handle = self.loop.call_at(tick / _TICKS_PER_SECOND, self._fire)
+        self._handle = self.loop.call_at(tick / TICKS_PER_SECOND, self._fire)
 
     def _rebind(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._handle is not None and self.loop is not None and not self.loop.is_closed():
             self._handle.cancel()
         self.loop = loop
-        self._buckets = {}
+        self.buckets = {}
         self._ticks = []
         self._handle = None
         self._armed_tick = _NO_TIMER
@@ -105,11 +110,11 @@ class Timers:
         # No arming while buckets are processed (deadlines moved later are
         # filed again): the earliest remaining bucket is armed at the end.
         self._armed_tick = -1
-        buckets = self._buckets
+        buckets = self.buckets
         ticks = self._ticks
         try:
             now = self.loop.time() + _SLACK
-            last = now * _TICKS_PER_SECOND
+            last = now * TICKS_PER_SECOND
             # Taken before any expiry runs: a bucket that an expiry makes is
             # served by the next wake-up, never by this one.
             due = []
@@ -124,7 +129,7 @@ class Timers:
                     if when is None:
                         continue  # cancelled by a plain store (`when = None`)
                     if when > now:  # moved later since it was filed
-                        self._put(deadline, int(when * _TICKS_PER_SECOND) + 1)
+                        self._put(deadline, int(when * TICKS_PER_SECOND) + 1)
                         continue
                     deadline.when = None
                     try:
