@@ -7,7 +7,9 @@ setting one up (uvloop allocates, starts, closes and frees a libuv handle for
 each: about 8k instructions of a 150k-instruction `Connection: close`
 request), so deadlines are kept in buckets of 1/32 s instead, and `Timers`
 arms one loop timer for the earliest bucket: setting a deadline is a set
-insertion, cancelling it a removal.
+insertion, cancelling it a removal. A connection may be its own deadline
+(`Timed`, as the HTTP/1.1 one is) rather than hold a `Deadline`: one object
+fewer per connection, and no reference cycle between the two.
 """
 
 from __future__ import annotations
