@@ -247,7 +247,7 @@ class Connection(Timed):
     def set(self, seconds: float) -> None:
         when = self.loop.time() + seconds
         self.when = when
-        if self._bucket is None or self._due > when:
+        if self._bucket is None or self._earliest > when:
             self.timers.file(self, when)
 
     def _on_deadline(self) -> None:
@@ -309,3 +309,23 @@ def test_a_deadline_set_by_an_expiry_waits_for_the_next_wakeup(loop: FakeLoop) -
     assert len(loop.armed) == 1
     loop.advance(TICK)
     assert len(times) == 2
+
+
+def test_moved_later_within_its_tick_or_a_little_earlier_keeps_its_bucket(loop: FakeLoop) -> None:
+    timers = Timers()
+    conn = Connection(loop, timers)
+    loop.now = 100.01
+    conn.set(1)  # 101.01: served by the bucket at 101 + 1/32
+    (bucket,) = timers.buckets.values()
+    for _ in range(5):
+        loop.now += 0.001
+        conn.set(1)  # later, still within the same tick: no new filing
+        assert conn._bucket is bucket
+    conn.set(0.995)  # earlier, but the bucket still comes within a tick of it
+    assert conn._bucket is bucket
+    conn.set(0.5)  # earlier than the bucket serves: filed again
+    assert conn._bucket is not bucket
+    loop.advance(0.6)
+    assert len(conn.expiries) == 1
+    assert conn.when is None
+    assert 100.515 <= conn.expiries[0] <= 100.515 + TICK

@@ -247,13 +247,13 @@ class H1Protocol(asyncio.Protocol, Timed):
         when = self.loop.time() + self.config.timeout_keep_alive
         self.when = when
         timers = self.state.timers
-        tick = int(when * TICKS_PER_SECOND) + 1
-        bucket = timers.buckets.get(tick)
+        floor = int(when * TICKS_PER_SECOND)
+        bucket = timers.buckets.get(floor + 1)
         if bucket is not None and self.loop is timers.loop:
             # Timers.file's common case, without the call (-0.5k per connection).
             bucket.add(self)
             self._bucket = bucket
-            self._due = tick / TICKS_PER_SECOND
+            self._earliest = floor / TICKS_PER_SECOND
         else:
             timers.file(self, when)
 
@@ -697,9 +697,9 @@ class H1Protocol(asyncio.Protocol, Timed):
         self._deadline_kind = kind
         when = self.loop.time() + seconds
         self.when = when
-        # After a keep-alive response the bucket it sits in mostly comes no
-        # later than needed: a float compare, and it moves on then.
-        if self._bucket is None or self._due > when:
+        # A keep-alive response moves the deadline later: it stays in its
+        # bucket (a float compare) and moves on when that comes.
+        if self._bucket is None or self._earliest > when:
             self.state.timers.file(self, when)
 
     def _on_deadline(self) -> None:

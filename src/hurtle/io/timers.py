@@ -47,7 +47,7 @@ class Timers:
         #: fresh deadline (one in no bucket) under ``int(when *
         #: TICKS_PER_SECOND) + 1`` itself when that bucket exists and its
         #: loop is ``loop`` (`file`'s common case, without the call): add
-        #: it, then set its ``_bucket`` and ``_due`` as `file` does.
+        #: it, then set its ``_bucket`` and ``_earliest`` as `file` does.
         self.buckets: dict[int, set[Timed]] = {}
         # The keys of `buckets` as a heap: a wake-up finds the due buckets and
         # the next one to arm without going over every bucket (with a 5 s
@@ -66,15 +66,15 @@ class Timers:
         bucket = deadline._bucket
         if bucket is not None:
             bucket.discard(deadline)
-        tick = int(when * TICKS_PER_SECOND) + 1
-        bucket = self.buckets.get(tick)
+        floor = int(when * TICKS_PER_SECOND)
+        bucket = self.buckets.get(floor + 1)
         if bucket is None or deadline.loop is not self.loop:
-            self._put(deadline, tick)  # a new bucket, perhaps the earliest; or a new loop
+            self._put(deadline, floor + 1)  # a new bucket, perhaps the earliest; or a new loop
             return
         # The common case, inline (once per connection at least).
         bucket.add(deadline)
         deadline._bucket = bucket
-        deadline._due = tick / TICKS_PER_SECOND
+        deadline._earliest = floor / TICKS_PER_SECOND
 
     def _put(self, deadline: Timed, tick: int) -> None:
         """File ``deadline`` (in no bucket) under ``tick``."""
@@ -88,7 +88,7 @@ class Timers:
                 self._arm(tick)
         bucket.add(deadline)
         deadline._bucket = bucket
-        deadline._due = tick / TICKS_PER_SECOND
+        deadline._earliest = (tick - 1) / TICKS_PER_SECOND
 
     def _arm(self, tick: int) -> None:
         assert self.loop is not None
@@ -155,16 +155,19 @@ class Timed:
     The subclass provides ``loop`` and ``_on_deadline()`` (run once the
     deadline passes; ``when`` is then None again) and sets it by storing
     ``when`` and, when the bucket it sits in comes too late (``_bucket`` is
-    None or ``_due > when``), calling `Timers.file`. Storing ``when = None``
+    None or ``_earliest > when``), calling `Timers.file`. Storing ``when = None``
     cancels as well as `cancel()` (the deadline is dropped when its bucket
-    comes). ``_due`` is only read while ``_bucket`` is set.
+    comes). ``_earliest`` is only read while ``_bucket`` is set.
     """
 
-    __slots__ = ("_bucket", "_due", "when")
+    __slots__ = ("_bucket", "_earliest", "when")
 
     loop: asyncio.AbstractEventLoop
     _bucket: set[Timed] | None
-    _due: float  # when the bucket comes, while in one
+    # While in a bucket: the earliest ``when`` it serves in time, one tick
+    # before it comes. A deadline moved later never needs another bucket (it
+    # moves on when its bucket comes); one moved earlier only past this.
+    _earliest: float
     when: float | None
 
     def cancel(self) -> None:
@@ -208,9 +211,9 @@ class Deadline(Timed):
     def set(self, seconds: float) -> None:
         when = self.loop.time() + seconds
         self.when = when
-        # A float compare: this runs after every keep-alive response, and its
-        # bucket mostly comes no later than needed (moved on then).
-        if self._bucket is None or self._due > when:
+        # A float compare: this runs after every keep-alive response, which
+        # moves the deadline later and so leaves it where it is.
+        if self._bucket is None or self._earliest > when:
             self._timers.file(self, when)
 
     def _on_deadline(self) -> None:
