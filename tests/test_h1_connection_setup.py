@@ -20,9 +20,10 @@ import pytest
 
 from hurtle.config import Config
 from hurtle.io.h1 import H1Protocol
+from hurtle.io.h2 import H2Protocol
 from hurtle.io.state import ServerState
 from tests.apps.http_apps import RawConnection, request
-from tests.h2_helpers import Certs, make_certs
+from tests.h2_helpers import Certs, RawH2, make_certs
 from tests.test_h1_task_tracking import FakeTransport
 from tests.utils import run_server
 
@@ -150,3 +151,21 @@ async def test_a_closed_connection_is_freed_by_reference_counting(head: bytes) -
         finally:
             gc.enable()
     assert not state.connections and not state.tasks
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_http2_connections_have_nodelay(loop: str) -> None:
+    # HTTP/2 (here with prior knowledge) leaves TCP_NODELAY to the loop too.
+    _check_loop(loop)
+    with run_server(scope_app([]), loop=loop, access_log=False) as srv:
+        assert srv.port is not None
+        client = RawH2(srv.port)
+        try:
+            assert client.get("/").status == 200
+            (protocol,) = list(srv.server.state.connections)
+            assert isinstance(protocol, H2Protocol)
+            assert protocol.transport is not None
+            sock = protocol.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            client.close()

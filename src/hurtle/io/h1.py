@@ -114,13 +114,6 @@ _EXTENSIONS: dict[str, Any] = {"http.response.pathsend": {}, "http.response.earl
 _EXTENSIONS_SOCKET: dict[str, Any] = {**_EXTENSIONS, "http.response.zerocopysend": {}}
 
 
-# What ``_timer`` is once a connection is lost: a deadline never set, so that
-# a late ``_timer.when = None`` or ``_timer.cancel()`` finds nothing to do.
-_SPENT = Timed()
-_SPENT._bucket = None
-_SPENT.when = None
-
-
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
     body = b"Service Unavailable"
     await send(
@@ -149,7 +142,6 @@ class H1Protocol(asyncio.Protocol, Timed):
         "_read_paused",
         "_scope_base",
         "_scope_base_wanted",
-        "_timer",
         "_write_paused",
         "_write_waiter",
         "app",
@@ -192,9 +184,7 @@ class H1Protocol(asyncio.Protocol, Timed):
         self.server: tuple[str, int | None] | None = None
         self.scheme = "http"
         # The connection is its own deadline (`Timed`): no Deadline object
-        # and no bound method per connection. ``_timer`` is the same deadline
-        # by another name, until connection_lost.
-        self._timer: Timed = self
+        # and no bound method per connection.
         self._bucket = None
         self.when = None
         self._deadline_kind = _KEEP_ALIVE
@@ -265,10 +255,6 @@ class H1Protocol(asyncio.Protocol, Timed):
         if bucket is not None:
             bucket.discard(self)
             self._bucket = None
-        # ``_timer`` refers to this protocol itself: a reference cycle that
-        # would leave every closed connection (parser, cycle, scope, task) to
-        # the cyclic GC instead of reference counting.
-        self._timer = _SPENT
         cycle = self.cycle
         if cycle is not None:
             if not cycle.disconnected:
@@ -353,7 +339,7 @@ class H1Protocol(asyncio.Protocol, Timed):
                     if (
                         self.cycle is None
                         and parser.in_partial_head
-                        and (self._deadline_kind != _HEAD_TIMEOUT or self._timer.when is None)
+                        and (self._deadline_kind != _HEAD_TIMEOUT or self.when is None)
                     ):
                         self._set_deadline(self.config.timeout_request_header, _HEAD_TIMEOUT)
                 elif event is PAUSED and parser.buffered > _PIPELINE_HIGH_WATER:
@@ -363,7 +349,7 @@ class H1Protocol(asyncio.Protocol, Timed):
     def _on_request(self, request: Request) -> None:
         if request.upgrade is not None and self._upgrade(request):
             return
-        self._timer.when = None
+        self.when = None
         state = self.state
         app = self.app
         limit = self.config.limit_concurrency
@@ -434,7 +420,7 @@ class H1Protocol(asyncio.Protocol, Timed):
         # handshake error): no timer, no pausing, not one of the server's
         # connections; the rest of _process() sees _closing and does nothing.
         self._closing = True
-        self._timer.cancel()
+        self.cancel()
         self.state.connections.discard(self)
         return True
 
@@ -454,7 +440,7 @@ class H1Protocol(asyncio.Protocol, Timed):
         if not take_over_preface(self):
             return False
         self._closing = True
-        self._timer.cancel()
+        self.cancel()
         self.state.connections.discard(self)
         return True
 

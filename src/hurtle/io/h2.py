@@ -30,10 +30,8 @@ end; an idle connection (no stream) is closed after ``timeout_keep_alive``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import socket
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
@@ -607,7 +605,8 @@ class H2Protocol(asyncio.Protocol):
         self.closing_now = False
         self._read_paused = False
         self._flush_scheduled = False
-        self._timer = Deadline(self.loop, self._on_deadline)
+        # Filed with the HTTP/1.1 connections' deadlines: no loop timer of its own.
+        self._timer = Deadline(self.loop, self._on_deadline, state.timers)
         self._default_block = b""
         self._default_headers: list[tuple[bytes, bytes]] = []
         self._default_fields_block = b""
@@ -637,10 +636,7 @@ class H2Protocol(asyncio.Protocol):
             self.server = _address(sockname)
         tls = transport.get_extra_info("sslcontext") is not None
         self.scheme = "https" if tls else "http"
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # No TCP_NODELAY here: asyncio's and uvloop's TCP transports set it.
         ext: dict[str, Any] = {
             "http.response.pathsend": {},
             "http.response.early_hint": {},
@@ -722,7 +718,9 @@ class H2Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
         self.closing_now = True
-        self._timer.cancel()
+        # close(), not cancel(): the deadline holds this protocol's bound
+        # method, a cycle that would leave the connection to the cyclic GC.
+        self._timer.close()
         for stream in list(self.streams.values()):
             cycle = stream.cycle
             if cycle is not None and not cycle.disconnected:
