@@ -44,6 +44,10 @@ REQUESTS = {
 APPS = {"plaintext": apps.plaintext, "post": apps.echo, "close": apps.plaintext}
 # The last bytes of each scenario's response.
 ENDINGS = {"plaintext": apps.PLAINTEXT_BODY, "post": b"a" * 64, "close": apps.PLAINTEXT_BODY}
+# Longer than any counted run: a keep-alive deadline that expires inside the
+# counted window (a close run under valgrind lasts about 5 s) would make the
+# count depend on how loaded the machine was.
+KEEP_ALIVE = 60
 RAW_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\nHello, world!"
 
 
@@ -140,7 +144,9 @@ def protocol_factory(server: str, app: Any) -> Any:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: PLC0415
         from uvicorn.server import ServerState as UvicornState  # noqa: PLC0415
 
-        uconfig = UvicornConfig(app, access_log=False, http="httptools", lifespan="off")
+        uconfig = UvicornConfig(
+            app, access_log=False, http="httptools", lifespan="off", timeout_keep_alive=KEEP_ALIVE
+        )
         uconfig.load()
         ustate = UvicornState()
         return lambda: HttpToolsProtocol(uconfig, ustate, {})
@@ -156,7 +162,7 @@ def protocol_factory(server: str, app: Any) -> Any:
     from hurtle.io.h1 import H1Protocol  # noqa: PLC0415
     from hurtle.io.state import ServerState  # noqa: PLC0415
 
-    config = Config(app, access_log=False)
+    config = Config(app, access_log=False, timeout_keep_alive=KEEP_ALIVE)
     state = ServerState(config)
     return lambda: H1Protocol(config, app, state)
 
