@@ -7,7 +7,6 @@ per test around a `Probe`.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import hashlib
 import json
@@ -873,62 +872,3 @@ def test_concurrent_clients(server: RunningServer) -> None:
         with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
             results = list(pool.map(one, range(30)))
     assert results == [b"client %d" % i for i in range(30)]
-
-
-# -- a client that half-closes -------------------------------------------------------------
-
-
-async def _slow_hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
-        return
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            HALF_CLOSE_EVENTS.append("disconnect")
-            return
-        body += message.get("body", b"")
-        if not message.get("more_body", False):
-            break
-    # Answer after the client's FIN has surely arrived.
-    await asyncio.sleep(0.2)
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"got " + body})
-    HALF_CLOSE_EVENTS.append("answered")
-
-
-HALF_CLOSE_EVENTS: list[str] = []
-
-
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_half_closed_client_still_gets_its_response(loop: str) -> None:
-    if loop == "uvloop":
-        pytest.importorskip("uvloop")
-    with (
-        run_server(_slow_hello, loop=loop, access_log=False) as srv,
-        socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock,
-    ):
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
-        sock.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 ")
-    assert b"\r\nconnection: close\r\n" in head + b"\r\n"
-    assert body == b"got hi"
-
-
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_half_close_in_the_middle_of_a_body_is_a_disconnect(loop: str) -> None:
-    if loop == "uvloop":
-        pytest.importorskip("uvloop")
-    HALF_CLOSE_EVENTS.clear()
-    with (
-        run_server(_slow_hello, loop=loop, access_log=False) as srv,
-        socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock,
-    ):
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhi")
-        sock.shutdown(socket.SHUT_WR)
-        assert sock.recv(65536) == b""  # closed without a response
-        assert wait_for(lambda: HALF_CLOSE_EVENTS == ["disconnect"])

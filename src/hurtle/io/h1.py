@@ -274,20 +274,9 @@ class H1Protocol(asyncio.Protocol, Timed):
         self._write_waiter = None
 
     def eof_received(self) -> bool | None:
-        """The client shut its sending side (a half-close, as ``nc -N`` does).
-
-        A whole request already in gets its response, with ``connection:
-        close``, and then the connection closes: the client still reads. An
-        idle connection, a head cut short or a body that can no longer
-        arrive has nothing left to answer: returning None lets the transport
-        close, and connection_lost tells a running app the client has gone.
-        (TLS transports close on EOF whatever this returns.)
-        """
-        cycle = self.cycle
-        if cycle is None or self._closing or not cycle.request_complete:
-            return None
-        self.conn.closing = True  # this response is the last: no keep-alive
-        return True
+        # A client that half-closes has gone as far as HTTP/1.1 is concerned;
+        # returning None lets the transport close and connection_lost follow.
+        return None
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
