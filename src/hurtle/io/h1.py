@@ -276,6 +276,10 @@ class H1Protocol(asyncio.Protocol, Timed):
     def eof_received(self) -> bool | None:
         # A client that half-closes has gone as far as HTTP/1.1 is concerned;
         # returning None lets the transport close and connection_lost follow.
+        # Answering a half-closed client's last request instead was tried and
+        # undone: a FIN looks the same when the client closed altogether, and
+        # an app waiting in receive() (a long poll, a stream) must then hear
+        # http.disconnect at once, not after its next write fails.
         return None
 
     def data_received(self, data: bytes) -> None:
