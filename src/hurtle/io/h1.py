@@ -359,7 +359,7 @@ class H1Protocol(asyncio.Protocol, Timed):
         limit = self.config.limit_concurrency
         if limit is not None and over_concurrency_limit(limit, state):
             app = _service_unavailable
-        extensions = dict(self._extensions_base)
+        extensions = self._extensions_base.copy()
         if request.te_trailers and request.http_version == "1.1":
             extensions["http.response.trailers"] = {}
         base = self._scope_base
