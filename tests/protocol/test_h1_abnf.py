@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import random
 import re
+import time
 
-from hurtle.protocol.h1 import abnf
+import pytest
+
+from hurtle.protocol.errors import BadRequest
+from hurtle.protocol.events import Request
+from hurtle.protocol.h1 import RequestParser, abnf
 
 _NAME_BYTES = [b"a", b"X", b"-", b"!", b" ", b"\t", b"\x00", b"\r", b"\n"]
 _VALUE_BYTES = [b"v", b" ", b"\t", b"\x80", b"\xff", b"~", b":", b"\r", b"\n", b"\x01", b"\x7f"]
@@ -80,3 +85,36 @@ def test_request_head_is_the_request_line_of_http_1() -> None:
             assert head is not None, line
             assert head.groups() == (match.group(1), match.group(2), match.group(4))
             assert head.end() == len(line) + 2
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        (b" " * 60000, True),
+        (b" " * 60000 + b"\x01", False),
+        (b"\t " * 30000 + b"\x01", False),
+        (b"a" + b" " * 60000 + b"\x01", False),
+        (b"a " * 30000, True),
+        (b" a" * 30000 + b"\x00", False),
+    ],
+)
+def test_field_lines_fail_or_match_in_linear_time(value: bytes, valid: bool) -> None:
+    # A value class that also took whitespace let the engine try every split
+    # of a run of spaces between the OWS and the value: a 32 KB line took 19 s
+    # to refuse. Linear time is milliseconds here; quadratic is minutes.
+    buf = b"GET / HTTP/1.1\r\nHost: h\r\nX:" + value + b"\r\n\r\n"
+    start = time.perf_counter()
+    for pattern in (abnf.FIELD_LINE, abnf.FIELD_LINE_PLAIN):
+        fields = pattern.findall(buf, 16, len(buf) - 2)
+        assert (len(fields) == 2) == (valid and pattern is abnf.FIELD_LINE)
+    parser = RequestParser(max_head=len(buf))
+    parser.receive_data(buf)
+    try:
+        event = parser.next_event()
+    except BadRequest:
+        assert not valid
+    else:
+        assert valid
+        assert isinstance(event, Request)
+        assert event.headers[1] == (b"x", value.strip(b" \t"))
+    assert time.perf_counter() - start < 2.0
