@@ -153,10 +153,17 @@ def test_fast_and_careful_paths_agree(seed: int) -> None:
         b"POST / HTTP/1.1\r\nHost: localhost:8080\r\nContent-Length: 4\r\n"
         b"Content-Type: application/octet-stream\r\n\r\nabcd",
         b"GET /a?b HTTP/1.0\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHOST:h\r\nX-Empty:\r\nX-Tab:\tv\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHOST: h\r\nX-Tab: v\tw\r\nX-Colon: :\r\n\r\n",
         b"GET http://example.com/x HTTP/1.1\r\nHost: example.com\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: localhost:8080\r\nConnection: close\r\n\r\n",
         b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+        # Pipelined: the second head is found by offset, not partitioned.
+        b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n",
+        # A body shorter than, as long as, longer than its Content-Length.
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab"
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\ncd",
     ],
 )
 def test_plain_heads_take_the_fast_path(head: bytes) -> None:
@@ -167,6 +174,11 @@ def test_plain_heads_take_the_fast_path(head: bytes) -> None:
     "head",
     [
         b"GET / HTTP/1.1\r\nHost: h \r\n\r\n",  # trailing whitespace
+        # Other OWS than one SP, and empty values: decided by the careful path.
+        b"GET / HTTP/1.1\r\nHost:h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost:  h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost:\th\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-Empty:\r\n\r\n",
         b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",  # an empty line first
         b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close, upgrade\r\n\r\n",

@@ -47,6 +47,9 @@ _MAX_CHUNK_SIZE_DIGITS = 16
 _ABSOLUTE_PREFIX = (b"http://", b"https://")
 # Events built slot by slot: a Python __init__ call less per request.
 _new_event = object.__new__
+# Bound once: two attribute loads fewer per request.
+_request_head = abnf.REQUEST_HEAD.match
+_plain_field_lines = abnf.FIELD_LINE_PLAIN.findall
 
 
 class RequestParser:
@@ -203,23 +206,37 @@ class RequestParser:
         # searching it from its start again would cost quadratic time.
         if self._scan or type(buf) is not bytes:
             return self._parse_head_careful()
-        end = buf.find(b"\r\n\r\n", pos)
-        if end == -1 or end + 4 - pos > self.max_head:
+        # ``lines`` counts the LFs before the blank line: the request line's
+        # and every field line's but the last, as many as there are fields
+        # when each line is one (the count below that proves the block).
+        if pos:
+            # A pipelined head: found by offset, as a partition would copy
+            # the rest of the buffer again for every request in it.
+            end = buf.find(b"\r\n\r\n", pos)
+            if end == -1:
+                return self._parse_head_careful()
+            lines = buf.count(b"\n", pos, end)
+            rest = None
+        else:
+            # A fresh buffer, the common case: partition takes fewer
+            # instructions than find (its arguments are not parsed from a
+            # tuple), and what follows the head comes out as its own bytes,
+            # which becomes the buffer when it is this request's body.
+            head, found, rest = buf.partition(b"\r\n\r\n")
+            if not found:
+                return self._parse_head_careful()
+            end = len(head)
+            lines = head.count(b"\n")
+        if end + 4 - pos > self.max_head:
             return self._parse_head_careful()
-        match = abnf.REQUEST_HEAD.match(buf, pos)
+        match = _request_head(buf, pos)
         if match is None:
             return self._parse_head_careful()
         method, target, minor = match.groups()
         start = match.end()  # the first field line
-        block_end = end + 2
-        fields = abnf.FIELD_LINE_PLAIN.findall(buf, start, block_end)
-        if (
-            start - 2 - pos > self.max_line
-            or len(fields) != buf.count(b"\n", start, block_end)
-            or len(fields) > self.max_fields
-        ):
+        fields = _plain_field_lines(buf, start, end + 2)
+        if start - 2 - pos > self.max_line or len(fields) != lines or len(fields) > self.max_fields:
             return self._parse_head_careful()
-        self._pos = end + 4
         # No scan mark means no partial head was seen, so _scan and
         # _line_checked are as a head's end leaves them; empty lines before
         # this request may have been counted, though.
@@ -262,6 +279,7 @@ class RequestParser:
             ):
                 keep_alive = connection == b"keep-alive"
             else:
+                self._pos = end + 4
                 request = self.request = self._interpret(
                     method, target, http_version, headers, fields
                 )
@@ -282,6 +300,15 @@ class RequestParser:
                 raise ContentTooLarge("Request body too large")
             self._remaining = content_length
             has_body = content_length != 0
+        if rest is not None and len(rest) <= (content_length or 0):
+            # What follows the head is this request's body, or nothing: it
+            # becomes the buffer, and the body is handed on without a second
+            # copy. (Anything longer may hold pipelined heads, which must not
+            # be partitioned, copied, again: they stay behind an offset.)
+            self._buf = rest
+            self._pos = 0
+        else:
+            self._pos = end + 4
         if target[0] == 0x2F and method != b"CONNECT":  # origin-form, the common case
             path, _, query = target.partition(b"?")
         else:
