@@ -100,8 +100,9 @@ class RequestParser:
         self._line_checked = False
         self._state = _HEAD
         self._remaining = 0
-        self._body_total = 0
-        self._chunk_ext_total = 0
+        # _body_total and _chunk_ext_total are set when a chunked body starts
+        # (_interpret), the only state that reads them: two stores fewer per
+        # connection.
         self._empty_lines = 0
         #: The latest request head, the one being answered while paused.
         self.request: Request | None = None
@@ -235,7 +236,7 @@ class RequestParser:
         method, target, minor = match.groups()
         start = match.end()  # the first field line
         fields = _plain_field_lines(buf, start, end + 2)
-        if start - 2 - pos > self.max_line or len(fields) != lines or len(fields) > self.max_fields:
+        if start - 2 - pos > self.max_line or len(fields) != lines or lines > self.max_fields:
             return self._parse_head_careful()
         # No scan mark means no partial head was seen, so _scan and
         # _line_checked are as a head's end leaves them; empty lines before
@@ -249,14 +250,15 @@ class RequestParser:
         # a first Connection of close or keep-alive goes to _interpret, which
         # walks every field again from the first.
         headers: list[tuple[bytes, bytes]] = []
-        append = headers.append
         host_count = 0
         content_length: int | None = None
         keep_alive = minor != b"0"
         connection: bytes | None = None
         for name, value in fields:
             name = name.lower()
-            append((name, value))
+            # Not a bound ``append`` kept aside: 3.11 runs list.append called
+            # as a method without a call at all.
+            headers.append((name, value))
             if name not in _SPECIAL_HEADERS:
                 continue
             if name == b"host":
@@ -300,8 +302,10 @@ class RequestParser:
                 raise ContentTooLarge("Request body too large")
             self._remaining = content_length
             has_body = content_length != 0
-        if rest is not None and len(rest) <= (content_length or 0):
-            # What follows the head is this request's body, or nothing: it
+        if rest is not None and (
+            not rest or (content_length is not None and len(rest) <= content_length)
+        ):
+            # What follows the head is nothing, or this request's body: it
             # becomes the buffer, and the body is handed on without a second
             # copy. (Anything longer may hold pipelined heads, which must not
             # be partitioned, copied, again: they stay behind an offset.)
