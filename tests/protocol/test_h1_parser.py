@@ -9,6 +9,7 @@ out at or before the last byte of the bad input: the parser never waits at
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -988,3 +989,38 @@ def test_head_arriving_byte_by_byte_parses_in_linear_time() -> None:
     request = parser.next_event()
     assert isinstance(request, Request)
     assert len(request.headers) == 96
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_buffered_counts_the_unconsumed_bytes_after_every_call(seed: int) -> None:
+    # ``buffered`` is an attribute kept by receive_data and next_event, not
+    # computed on read: after any call it must equal what is left unconsumed,
+    # whatever path (fast, careful, body, chunked, pipelined, error) ran.
+    rng = random.Random(seed)
+    stream = (
+        b"\r\nGET /a HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+        b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3;x=y\r\nabc\r\n0\r\nT: v\r\n\r\n"
+        b"GET /d HTTP/1.0\r\nX:  spaced  \r\n\r\n"
+        b"GET /e HTTP/1.1\r\nHost: a\r\nBad Line\r\n\r\n"
+    )
+    for _ in range(50):
+        parser = RequestParser()
+        fed = 0
+        for _ in range(len(stream) + 100):
+            if fed < len(stream) and rng.random() < 0.5:
+                size = rng.choice([1, 2, 7, 40, 200])
+                parser.receive_data(stream[fed : fed + size])
+                fed = min(fed + size, len(stream))
+            else:
+                try:
+                    event = parser.next_event()
+                except ProtocolError:
+                    assert parser.buffered == len(parser._buf) - parser._pos
+                    break
+                if event is PAUSED:
+                    parser.start_next_cycle()
+            assert parser.buffered == len(parser._buf) - parser._pos <= fed
+        else:
+            raise AssertionError("the bad line was never reached")

@@ -73,6 +73,7 @@ class RequestParser:
         "_remaining",
         "_scan",
         "_state",
+        "buffered",
         "max_body",
         "max_chunk_ext",
         "max_fields",
@@ -106,6 +107,12 @@ class RequestParser:
         self._empty_lines = 0
         #: The latest request head, the one being answered while paused.
         self.request: Request | None = None
+        #: Bytes received and not yet turned into events. A plain attribute,
+        #: brought up to date by receive_data and next_event (the only
+        #: methods that move the buffer): the connection reads it after
+        #: every request, and a property cost about 600 instructions more
+        #: per read on 3.11 than the two places that keep it.
+        self.buffered = 0
 
     # -- feeding -------------------------------------------------------------
 
@@ -118,6 +125,7 @@ class RequestParser:
             self._buf = data
             self._pos = 0
             self._scan = 0
+            self.buffered = len(data)
             return
         if isinstance(buf, bytearray):
             if pos:
@@ -131,6 +139,7 @@ class RequestParser:
             self._pos = 0
         buf += data
         self._buf = buf
+        self.buffered = len(buf)
 
     def _take(self, end: int) -> bytes:
         """The unread bytes up to ``end`` as bytes, consumed."""
@@ -141,11 +150,6 @@ class RequestParser:
             # One copy (none for the whole buffer: the object itself).
             return buf[pos:end]
         return bytes(memoryview(buf)[pos:end])
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received and not yet turned into events."""
-        return len(self._buf) - self._pos
 
     @property
     def trailing_data(self) -> bytes:
@@ -173,7 +177,7 @@ class RequestParser:
             raise RuntimeError("start_next_cycle() before the request was complete")
         self._state = _HEAD
         self.request = None
-        return len(self._buf) - self._pos
+        return self.buffered
 
     # -- events --------------------------------------------------------------
 
@@ -181,17 +185,21 @@ class RequestParser:
         state = self._state
         try:
             if state == _HEAD:
-                return self._parse_head()
-            if state == _BODY:
-                return self._read_body()
-            if state == _DONE:
+                event = self._parse_head()
+            elif state == _BODY:
+                event = self._read_body()
+            elif state == _DONE:
                 return PAUSED
-            if state == _ERROR:
+            elif state == _ERROR:
                 raise BadRequest("Request after a protocol error")
-            return self._read_chunked()
+            else:
+                event = self._read_chunked()
         except ProtocolError:
             self._state = _ERROR
+            self.buffered = len(self._buf) - self._pos
             raise
+        self.buffered = len(self._buf) - self._pos
+        return event
 
     def _parse_head(self) -> Event:
         # The fast path: a whole head in a bytes buffer, its request line and
