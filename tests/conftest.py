@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,20 @@ import pytest
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
+
+
+@pytest.fixture(autouse=True)
+def _no_hurtle_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests start from hurtle's defaults whatever the shell exports.
+
+    ``HURTLE_*`` variables and ``WEB_CONCURRENCY`` are options (configfile.py):
+    a developer's ``HURTLE_PORT`` or a host's ``WEB_CONCURRENCY`` would change
+    what the CLI and the servers the tests start do. A test that wants one sets
+    it itself.
+    """
+    for name in list(os.environ):
+        if name.startswith("HURTLE_") or name == "WEB_CONCURRENCY":
+            monkeypatch.delenv(name)
 
 
 _LOGGER_NAMES = ("", "hurtle", "hurtle.error", "hurtle.access", "hurtle.asgi")
