@@ -16,14 +16,21 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from tests.utils import _RUNNING_RE, REPO_ROOT, STARTUP_TIMEOUT, ServerProcess, _child_env, _pump
+from tests.utils import (
+    _RUNNING_RE,
+    REPO_ROOT,
+    STARTUP_TIMEOUT,
+    ServerProcess,
+    _child_env,
+    _pump,
+    wait_for,
+)
 
 __all__ = ["Client", "children", "run_group", "wait_until"]
 
@@ -31,13 +38,8 @@ TIMEOUT = 30.0
 
 
 def wait_until(predicate: object, timeout: float = TIMEOUT, interval: float = 0.05) -> bool:
-    """Poll `predicate()` until true; False after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(interval)
-    return bool(predicate())  # type: ignore[operator]
+    """`tests.utils.wait_for` with the longer timeout that process groups need."""
+    return wait_for(predicate, timeout, interval)
 
 
 def children(pid: int) -> list[int]:

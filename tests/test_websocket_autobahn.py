@@ -7,6 +7,7 @@ The whole suite, compression sections 12 and 13 included, runs from
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -28,6 +29,30 @@ def _load_script() -> ModuleType:
 @pytest.mark.timeout(300)
 def test_autobahn_sections_1_to_10(tmp_path: Path) -> None:
     autobahn = _load_script()
-    results = autobahn.run_cases(autobahn.QUICK, parallelism=4, outdir=tmp_path, timeout=240)
+    # Two cases at a time on this 2-core machine: the server (traced by
+    # coverage under the suite) shares the CPUs with kosoku itself, and the
+    # closing checks have timeouts of their own.
+    results = autobahn.run_cases(autobahn.QUICK, parallelism=2, outdir=tmp_path, timeout=240)
     assert len(results) == 301, autobahn.summary(results)
-    assert autobahn.failures(results) == [], autobahn.summary(results)
+    failed = autobahn.failures(results)
+    assert failed == [], autobahn.summary(results) + "".join(
+        f"\n{case}: {_why(tmp_path / results[case]['reportfile'])}" for case in failed
+    )
+
+
+def _why(report: Path) -> str:
+    """What kosoku's report of a failed case says about its verdict and its close."""
+    data = json.loads(report.read_text())
+    keys = (
+        "behavior",
+        "behaviorClose",
+        "result",
+        "resultClose",
+        "wasClean",
+        "wasNotCleanReason",
+        "wasCloseHandshakeTimeout",
+        "wasServerConnectionDropTimeout",
+        "localCloseCode",
+        "remoteCloseCode",
+    )
+    return ", ".join(f"{key}={data.get(key)!r}" for key in keys)
