@@ -245,10 +245,7 @@ class Connection(Timed):
         self.when = None
 
     def set(self, seconds: float) -> None:
-        when = self.loop.time() + seconds
-        self.when = when
-        if self._bucket is None or self._earliest > when:
-            self.timers.file(self, when)
+        self.arm(self.timers, seconds)
 
     def _on_deadline(self) -> None:
         self.expiries.append(self.loop.time())

@@ -685,12 +685,7 @@ class H1Protocol(asyncio.Protocol, Timed):
 
     def _set_deadline(self, seconds: float, kind: int) -> None:
         self._deadline_kind = kind
-        when = self.loop.time() + seconds
-        self.when = when
-        # A keep-alive response moves the deadline later: it stays in its
-        # bucket (a float compare) and moves on when that comes.
-        if self._bucket is None or self._earliest > when:
-            self.state.timers.file(self, when)
+        self.arm(self.state.timers, seconds)
 
     def _on_deadline(self) -> None:
         if self._closing:

@@ -170,6 +170,16 @@ class Timed:
     _earliest: float
     when: float | None
 
+    def arm(self, timers: Timers, seconds: float) -> None:
+        """Expire ``seconds`` from now, filed in ``timers``."""
+        when = self.loop.time() + seconds
+        self.when = when
+        # A float compare: this runs after every keep-alive response, which
+        # moves the deadline later and so leaves it in its bucket (it moves on
+        # when that comes).
+        if self._bucket is None or self._earliest > when:
+            timers.file(self, when)
+
     def cancel(self) -> None:
         self.when = None
         bucket = self._bucket
@@ -209,12 +219,7 @@ class Deadline(Timed):
         self.when = None
 
     def set(self, seconds: float) -> None:
-        when = self.loop.time() + seconds
-        self.when = when
-        # A float compare: this runs after every keep-alive response, which
-        # moves the deadline later and so leaves it where it is.
-        if self._bucket is None or self._earliest > when:
-            self._timers.file(self, when)
+        self.arm(self._timers, seconds)
 
     def _on_deadline(self) -> None:
         self._on_expiry()
