@@ -50,6 +50,17 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": body})
 
 
+def get_once(asgi_app: Any, path: str) -> Any:
+    """One GET over a fresh HTTP/2 connection to a fresh server."""
+    with run_server(asgi_app) as srv:
+        assert srv.port is not None
+        client = RawH2(srv.port)
+        try:
+            return client.get(path)
+        finally:
+            client.close()
+
+
 def names(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
     return [name for name, _ in headers]
 
@@ -68,13 +79,7 @@ def names(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
 def test_connection_specific_fields_dropped(
     path: str, status: int, size: int, length: int | None
 ) -> None:
-    with run_server(app) as srv:
-        assert srv.port is not None
-        client = RawH2(srv.port)
-        try:
-            response = client.get(path)
-        finally:
-            client.close()
+    response = get_once(app, path)
     assert response.status == status
     assert response.body == b"x" * size
     got = names(response.headers)
@@ -130,13 +135,7 @@ async def own_server_app(scope: dict[str, Any], receive: Any, send: Any) -> None
 
 @pytest.mark.parametrize("path", ["/", "/stream"])  # the fast path and h2's
 def test_app_server_and_date_fields_replace_the_servers(path: str) -> None:
-    with run_server(own_server_app) as srv:
-        assert srv.port is not None
-        client = RawH2(srv.port)
-        try:
-            response = client.get(path)
-        finally:
-            client.close()
+    response = get_once(own_server_app, path)
     assert response.status == 200
     assert [v for n, v in response.headers if n == b"server"] == [b"upstream/1.0"]
     assert [v for n, v in response.headers if n == b"date"] == [b"Mon, 01 Jan 2024 00:00:00 GMT"]
