@@ -185,7 +185,7 @@ def make_app(rec: Recorder) -> Any:
                 {
                     "type": "websocket.accept",
                     "subprotocol": subprotocols[0] if subprotocols else None,
-                    "headers": [(b"x-accepted", b"yes")],
+                    "headers": [(b"x-accepted", b"yes"), (b"server", b"app/1")],
                 }
             )
             if path == "/close":
@@ -269,6 +269,9 @@ def test_subprotocol_and_permessage_deflate_headers(rec: Recorder) -> None:
         assert [v for n, v in headers if n == b"sec-websocket-protocol"] == [b"chat"]
         extensions = [v for n, v in headers if n == b"sec-websocket-extensions"]
         assert len(extensions) == 1 and extensions[0].startswith(b"permessage-deflate")
+        # The app's Server replaces the server's own (RFC 9110 5.3).
+        assert [v for n, v in headers if n == b"server"] == [b"app/1"]
+        assert len([v for n, v in headers if n == b"date"]) == 1
         assert rec.scopes[0]["subprotocols"] == ["chat", "superchat"]
         ws.send(CLOSE, close_payload(1000))
         assert ws.next_frame()[0] == CLOSE

@@ -203,7 +203,7 @@ async def test_subprotocol_and_headers_on_accept() -> None:
             {
                 "type": "websocket.accept",
                 "subprotocol": scope["subprotocols"][-1],
-                "headers": [(b"x-custom", b"value")],
+                "headers": [(b"x-custom", b"value"), (b"server", b"app/1")],
             }
         )
         await send({"type": "websocket.close"})
@@ -212,6 +212,9 @@ async def test_subprotocol_and_headers_on_accept() -> None:
         async with connect(ws_url(server), subprotocols=["a", "b"]) as ws:  # type: ignore[list-item]
             assert ws.subprotocol == "b"
             assert ws.response.headers["x-custom"] == "value"
+            # The app's Server replaces the server's own (RFC 9110 5.3).
+            assert ws.response.headers.get_all("server") == ["app/1"]
+            assert len(ws.response.headers.get_all("date")) == 1
 
 
 # -- closing -------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from hurtle.io.timers import Deadline
 from hurtle.io.tls import tls_extension
 from hurtle.io.ws import WebSocketSession
 from hurtle.logging import escape_control, log_access
-from hurtle.protocol.h1.connection import block_without
+from hurtle.protocol.h1.connection import block_without, replaced_defaults
 from hurtle.protocol.h2 import (
     CANCEL,
     INTERNAL_ERROR,
@@ -111,15 +111,6 @@ def _default_headers(block: bytes) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-def _replaced_defaults(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, ...]:
-    """The server's default fields (Server, Date) the app sends itself (see block_without)."""
-    found: tuple[bytes, ...] = ()
-    for name, _ in headers:
-        if name == b"server" or name == b"date":
-            found += (name,)
-    return found
-
-
 class H2Stream:
     """One stream: the `ResponseWriter` of its `HTTPCycle`."""
 
@@ -172,7 +163,7 @@ class H2Stream:
         no_body = self.head_only or status == 204 or status == 304
         if content_length is None and end and not trailers and not no_body:
             content_length = len(body)
-        replaced = _replaced_defaults(headers)
+        replaced = replaced_defaults(headers)
         if end and not trailers:
             # The whole response is here: the core frames it in one HEADERS
             # and at most one DATA, with a block encoded without h2.
@@ -506,9 +497,11 @@ class H2WebSocket(WebSocketSession):
         conn = stream.conn
         if stream.is_closing():
             return
+        replaced = replaced_defaults(headers)
+        defaults = conn.default_headers_without(replaced) if replaced else conn.default_headers()
         block = [
             (b":status", b"200"),
-            *conn.default_headers(),
+            *defaults,
             *accept_headers(handshake, subprotocol, headers),
         ]
         conn.core.send_headers(stream.stream_id, block, False)
@@ -528,7 +521,7 @@ class H2WebSocket(WebSocketSession):
         conn = stream.conn
         if stream.is_closing():
             return
-        block = conn.head_block(status, headers, _replaced_defaults(headers))
+        block = conn.head_block(status, headers, replaced_defaults(headers))
         if content_length is None and end:
             content_length = len(body)
         if content_length is not None and status != 204 and status != 304:

@@ -84,6 +84,15 @@ def block_without(block: bytes, names: tuple[bytes, ...]) -> bytes:
     )
 
 
+def replaced_defaults(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, ...]:
+    """The server's default fields (Server, Date) that ``headers`` carry themselves."""
+    found: tuple[bytes, ...] = ()
+    for name, _ in headers:
+        if name == b"server" or name == b"date":
+            found += (name,)
+    return found
+
+
 _MODE_LENGTH = 0
 _MODE_CHUNKED = 1
 _MODE_CLOSE = 2

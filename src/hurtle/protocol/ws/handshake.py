@@ -16,6 +16,7 @@ import binascii
 import hashlib
 
 from hurtle.protocol.errors import ProtocolError
+from hurtle.protocol.h1.connection import block_without, replaced_defaults
 from hurtle.protocol.ws.deflate import DeflateParams, negotiate
 
 # Section 1.3: the GUID appended to the key before hashing.
@@ -157,7 +158,8 @@ def accept_response(
     ]
     for name, value in accept_headers(upgrade, subprotocol, headers):
         parts.append(name + b": " + value + b"\r\n")
-    parts.append(default_block)
+    replaced = replaced_defaults(headers)
+    parts.append(block_without(default_block, replaced) if replaced else default_block)
     parts.append(b"\r\n")
     return b"".join(parts)
 
