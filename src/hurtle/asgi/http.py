@@ -414,13 +414,7 @@ class HTTPCycle:
                     raise TypeError(f"'status' must be an int, got {type(status).__name__}")
                 if not 200 <= status <= 599:
                     raise RuntimeError(f"Invalid response status {status}: must be 200..599")
-                raw = message.get("headers", ())
-                last = _LAST_VALIDATED
-                if type(raw) is list and raw == last[0]:
-                    # validate_headers' own first test, inline: one call fewer.
-                    headers, length = last[1]
-                else:
-                    headers, length = validate_headers(raw)
+                headers, length = validate_headers(message.get("headers", ()))
                 self._headers = headers
                 self._content_length = length
                 # RFC 9110 8.6: HEAD, 204 and 304 responses carry no body

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from hurtle.asgi.http import ClientDisconnected, HTTPCycle, http_scope, scope_base
 from hurtle.io.state import over_concurrency_limit
-from hurtle.io.timers import TICKS_PER_SECOND, Timed
+from hurtle.io.timers import Timed
 from hurtle.io.tls import tls_extension
 from hurtle.logging import escape_control, log_access
 from hurtle.protocol.errors import ProtocolError
@@ -237,18 +237,7 @@ class H1Protocol(asyncio.Protocol, Timed):
             self._extensions_base = ext
         # The keep-alive limit also bounds a connection that never sends a
         # byte (``_deadline_kind`` starts as _KEEP_ALIVE).
-        when = self.loop.time() + self.config.timeout_keep_alive
-        self.when = when
-        timers = self.state.timers
-        floor = int(when * TICKS_PER_SECOND)
-        bucket = timers.buckets.get(floor + 1)
-        if bucket is not None and self.loop is timers.loop:
-            # Timers.file's common case, without the call (-0.5k per connection).
-            bucket.add(self)
-            self._bucket = bucket
-            self._earliest = floor / TICKS_PER_SECOND
-        else:
-            timers.file(self, when)
+        self.arm(self.state.timers, self.config.timeout_keep_alive)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)

@@ -49,7 +49,7 @@ from hurtle.io.timers import Deadline
 from hurtle.io.tls import tls_extension
 from hurtle.io.ws import WebSocketSession
 from hurtle.logging import escape_control, log_access
-from hurtle.protocol.h1.connection import block_without, replaced_defaults
+from hurtle.protocol.h1.connection import replaced_defaults
 from hurtle.protocol.h2 import (
     CANCEL,
     INTERNAL_ERROR,
@@ -969,7 +969,7 @@ class H2Protocol(asyncio.Protocol):
 
     def default_headers_without(self, names: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
         """`default_headers` less the fields of ``names``, which the app sends itself."""
-        return _default_headers(block_without(self.state.header_block, names))
+        return [pair for pair in self.default_headers() if pair[0] not in names]
 
     def head_block(
         self, status: int, headers: list[tuple[bytes, bytes]], replaced: tuple[bytes, ...]

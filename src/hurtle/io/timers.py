@@ -43,11 +43,7 @@ class Timers:
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop
-        #: tick -> the deadlines filed under it. A connection may file its
-        #: fresh deadline (one in no bucket) under ``int(when *
-        #: TICKS_PER_SECOND) + 1`` itself when that bucket exists and its
-        #: loop is ``loop`` (`file`'s common case, without the call): add
-        #: it, then set its ``_bucket`` and ``_earliest`` as `file` does.
+        #: tick -> the deadlines filed under it.
         self.buckets: dict[int, set[Timed]] = {}
         # The keys of `buckets` as a heap: a wake-up finds the due buckets and
         # the next one to arm without going over every bucket (with a 5 s
@@ -59,29 +55,19 @@ class Timers:
     def file(self, deadline: Timed, when: float) -> None:
         """File ``deadline``, whose ``when`` was just set, in the bucket it needs.
 
-        Its owner calls this only when the bucket it sits in (if any) comes
-        too late for ``when``: moving a deadline later is the owner's plain
-        store, done after every keep-alive response.
+        Its owner calls this (through `Timed.arm`) only when the bucket it
+        sits in, if any, comes too late for ``when``: moving a deadline later
+        is the owner's plain store, done after every keep-alive response.
         """
         bucket = deadline._bucket
         if bucket is not None:
             bucket.discard(deadline)
-        floor = int(when * TICKS_PER_SECOND)
-        bucket = self.buckets.get(floor + 1)
-        if bucket is None or deadline.loop is not self.loop:
-            self._put(deadline, floor + 1)  # a new bucket, perhaps the earliest; or a new loop
-            return
-        # The common case, inline (once per connection at least).
-        bucket.add(deadline)
-        deadline._bucket = bucket
-        deadline._earliest = floor / TICKS_PER_SECOND
-
-    def _put(self, deadline: Timed, tick: int) -> None:
-        """File ``deadline`` (in no bucket) under ``tick``."""
         if deadline.loop is not self.loop:
             self._rebind(deadline.loop)
+        tick = int(when * TICKS_PER_SECOND) + 1
         bucket = self.buckets.get(tick)
         if bucket is None:
+            # A new bucket, perhaps the earliest.
             bucket = self.buckets[tick] = set()
             heappush(self._ticks, tick)
             if tick < self._armed_tick:
@@ -131,7 +117,7 @@ class Timers:
                     if when is None:
                         continue  # cancelled by a plain store (`when = None`)
                     if when > now:  # moved later since it was filed
-                        self._put(deadline, int(when * TICKS_PER_SECOND) + 1)
+                        self.file(deadline, when)
                         continue
                     deadline.when = None
                     try:
