@@ -7,8 +7,12 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.h2_helpers import Certs
 
 # The repository root on sys.path: tests import `tests.utils`, `tests.apps.*`
 # and `examples.*` however pytest was started (`pytest` or `python -m pytest`).
@@ -29,6 +33,14 @@ def _no_hurtle_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("HURTLE_") or name == "WEB_CONCURRENCY":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """A test CA and a server certificate for localhost and 127.0.0.1, in files."""
+    from tests.h2_helpers import make_certs  # noqa: PLC0415 - after the sys.path set-up
+
+    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 _LOGGER_NAMES = ("", "hurtle", "hurtle.error", "hurtle.access", "hurtle.asgi")

@@ -6,36 +6,10 @@ import asyncio
 import socket
 from typing import Any
 
-from hurtle.config import Config
-from hurtle.io.h1 import H1Protocol
-from hurtle.io.state import ServerState
+from tests.fakes import FakeTransport, connect_h1
 from tests.utils import run_server
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
-
-
-class CountingTransport:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(name, default)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 async def streaming_app(scope: Any, receive: Any, send: Any) -> None:
@@ -46,10 +20,7 @@ async def streaming_app(scope: Any, receive: Any, send: Any) -> None:
 
 
 async def test_parts_sent_without_yielding_leave_in_one_write() -> None:
-    config = Config(streaming_app, access_log=False)
-    protocol = H1Protocol(config, streaming_app, ServerState(config))
-    transport = CountingTransport()
-    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol, transport, _ = connect_h1(streaming_app, access_log=False)
     protocol.data_received(REQUEST)
     for _ in range(20):
         await asyncio.sleep(0)
@@ -69,10 +40,7 @@ async def test_large_parts_are_written_at_once_for_backpressure() -> None:
             await send({"type": "http.response.body", "body": b"y" * 40000, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
-    config = Config(big_stream, access_log=False)
-    protocol = H1Protocol(config, big_stream, ServerState(config))
-    transport = CountingTransport()
-    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol, transport, _ = connect_h1(big_stream, access_log=False)
     protocol.data_received(REQUEST)
     for _ in range(20):
         await asyncio.sleep(0)
@@ -117,15 +85,6 @@ def test_a_part_reaches_the_client_while_the_app_waits() -> None:
     assert b"data: two" in received
 
 
-class VectorTransport(CountingTransport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.vectors: list[tuple[bytes, ...]] = []
-
-    def writelines(self, data: Any) -> None:
-        self.vectors.append(tuple(data))
-
-
 def big_body_app(method_body: bytes, status: int = 200, length: bool = True) -> Any:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         headers = [(b"content-length", b"%d" % len(method_body))] if length else []
@@ -135,11 +94,8 @@ def big_body_app(method_body: bytes, status: int = 200, length: bool = True) -> 
     return app
 
 
-async def serve_one(app: Any, request: bytes) -> VectorTransport:
-    config = Config(app, access_log=False)
-    protocol = H1Protocol(config, app, ServerState(config))
-    transport = VectorTransport()
-    protocol.connection_made(transport)  # type: ignore[arg-type]
+async def serve_one(app: Any, request: bytes) -> FakeTransport:
+    protocol, transport, _ = connect_h1(app, access_log=False)
     protocol.data_received(request)
     for _ in range(10):
         await asyncio.sleep(0)

@@ -23,8 +23,8 @@ from hurtle.io.h1 import H1Protocol
 from hurtle.io.h2 import H2Protocol
 from hurtle.io.state import ServerState
 from tests.apps.http_apps import RawConnection, request
-from tests.h2_helpers import Certs, RawH2, make_certs
-from tests.test_h1_task_tracking import FakeTransport
+from tests.fakes import FakeTransport
+from tests.h2_helpers import Certs, RawH2
 from tests.utils import run_server
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,11 +33,6 @@ LOOPS = [
     "asyncio",
     pytest.param("uvloop", marks=pytest.mark.skipif(sys.platform == "win32", reason="POSIX only")),
 ]
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 def scope_app(scopes: list[dict[str, Any]]) -> Any:

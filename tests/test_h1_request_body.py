@@ -12,35 +12,8 @@ import asyncio
 from typing import Any
 
 from hurtle.asgi.http import HTTPCycle
-from hurtle.config import Config
 from hurtle.io.h1 import H1Protocol
-from hurtle.io.state import ServerState
-
-
-class Transport:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-        self.paused = 0
-        self.resumed = 0
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(name, default)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        self.paused += 1
-
-    def resume_reading(self) -> None:
-        self.resumed += 1
+from tests.fakes import FakeTransport, connect_h1
 
 
 def make_app(seen: list[list[dict[str, Any]]]) -> Any:
@@ -59,13 +32,10 @@ def make_app(seen: list[list[dict[str, Any]]]) -> Any:
     return echo
 
 
-async def serve(*pieces: bytes) -> tuple[Transport, list[list[dict[str, Any]]], H1Protocol]:
+async def serve(*pieces: bytes) -> tuple[FakeTransport, list[list[dict[str, Any]]], H1Protocol]:
     seen: list[list[dict[str, Any]]] = []
     app = make_app(seen)
-    config = Config(app, access_log=False)
-    protocol = H1Protocol(config, app, ServerState(config))
-    transport = Transport()
-    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol, transport, _ = connect_h1(app, access_log=False)
     for piece in pieces:
         protocol.data_received(piece)
         for _ in range(5):
@@ -129,10 +99,7 @@ async def test_pipelined_bytes_past_the_high_water_mark_pause_reading() -> None:
     behind = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 3000
     seen: list[list[dict[str, Any]]] = []
     app = make_app(seen)
-    config = Config(app, access_log=False)
-    protocol = H1Protocol(config, app, ServerState(config))
-    transport = Transport()
-    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol, transport, _ = connect_h1(app, access_log=False)
     protocol.data_received(post(b"body") + behind)
     assert transport.paused == 1
     assert protocol.cycle is not None and protocol.cycle.request_complete

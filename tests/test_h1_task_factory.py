@@ -5,17 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hurtle.config import Config
-from hurtle.io.h1 import H1Protocol
-from hurtle.io.state import ServerState
-from tests.test_h1_coalescing import REQUEST, CountingTransport
+from tests.fakes import FakeTransport, connect_h1
+from tests.test_h1_coalescing import REQUEST
 
 
-async def serve_one(app: Any) -> CountingTransport:
-    config = Config(app, access_log=False)
-    protocol = H1Protocol(config, app, ServerState(config))
-    transport = CountingTransport()
-    protocol.connection_made(transport)  # type: ignore[arg-type]
+async def serve_one(app: Any) -> FakeTransport:
+    protocol, transport, _ = connect_h1(app, access_log=False)
     # From a plain loop callback, as the transport delivers bytes (not from
     # inside this test's task).
     asyncio.get_running_loop().call_soon(protocol.data_received, REQUEST)

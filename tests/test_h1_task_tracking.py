@@ -13,35 +13,11 @@ from typing import Any
 
 import pytest
 
-from hurtle.config import Config
 from hurtle.io.h1 import H1Protocol
 from hurtle.io.state import ServerState
+from tests.fakes import FakeTransport, connect_h1
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written = bytearray()
-        self.closed = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 async def hello(scope: Any, receive: Any, send: Any) -> None:
@@ -51,12 +27,7 @@ async def hello(scope: Any, receive: Any, send: Any) -> None:
 
 
 def connect(app: Any) -> tuple[H1Protocol, FakeTransport, ServerState]:
-    config = Config(app)
-    state = ServerState(config)
-    protocol = H1Protocol(config, app, state)
-    transport = FakeTransport()
-    protocol.connection_made(transport)  # type: ignore[arg-type]
-    return protocol, transport, state
+    return connect_h1(app)
 
 
 async def settle() -> None:

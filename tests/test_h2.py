@@ -23,17 +23,12 @@ import pytest
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame
 
 from hurtle.asgi.http import ClientDisconnected
-from tests.h2_helpers import Certs, RawH2, make_certs
+from tests.h2_helpers import Certs, RawH2
 from tests.utils import run_server, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
 CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 class Recorder:

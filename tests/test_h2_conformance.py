@@ -25,7 +25,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from tests.h2_helpers import Certs, FrameClient, make_certs
+from tests.h2_helpers import Certs, FrameClient
 from tests.utils import run_server
 
 pytestmark = pytest.mark.timeout(60)
@@ -49,11 +49,6 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             break
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="module", params=["h2c", "tls"])

@@ -15,17 +15,12 @@ import h2.events
 import h2.settings
 import pytest
 
-from tests.h2_helpers import Certs, RawH2, Response, make_certs
+from tests.h2_helpers import Certs, RawH2, Response
 from tests.utils import run_server, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 # -- RFC 6455 frames, client side --------------------------------------------------------

@@ -14,15 +14,10 @@ import trustme
 
 from hurtle.config import Config
 from hurtle.io.tls import TLSConfigError, alpn_protocols, create_ssl_context
-from tests.h2_helpers import Certs, make_certs
+from tests.h2_helpers import Certs
 from tests.utils import run_server, run_server_process
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 def scope_app(scopes: list[dict[str, Any]]) -> Any:

@@ -15,45 +15,12 @@ from hurtle.config import Config
 from hurtle.io.h1 import H1Protocol
 from hurtle.io.state import ServerState
 from hurtle.io.ws import WSProtocol
+from tests.fakes import FakeTransport
 
 UPGRADE = (
     b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 )
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.protocol: Any = None
-        self.written = bytearray()
-        self.closed = False
-        self.aborted = False
-        self.reading = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
-
-    def set_protocol(self, protocol: Any) -> None:
-        self.protocol = protocol
-
-    def write(self, data: bytes) -> None:
-        assert not self.closed
-        self.written += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = self.aborted = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
 
 
 def frame(opcode: int, payload: bytes) -> bytes:
