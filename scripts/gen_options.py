@@ -40,6 +40,7 @@ has the option.
 
 """
 
+
 def flag_text(action: argparse.Action) -> str:
     """The option's command-line spelling, as `hurtle --help` has it: ``--port INT``."""
     if isinstance(action, argparse.BooleanOptionalAction):

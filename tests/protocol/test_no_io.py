@@ -56,9 +56,7 @@ def test_protocol_package_exists() -> None:
     assert (PROTOCOL_DIR / "__init__.py").is_file()
 
 
-@pytest.mark.parametrize(
-    "path", protocol_sources(), ids=lambda p: str(p.relative_to(PROTOCOL_DIR))
-)
+@pytest.mark.parametrize("path", protocol_sources(), ids=lambda p: str(p.relative_to(PROTOCOL_DIR)))
 def test_protocol_module_imports_no_io(path: Path) -> None:
     found = forbidden_imports(path.read_text(encoding="utf-8"), str(path))
     assert not found, f"{path} imports I/O modules: {', '.join(found)}"
