@@ -54,6 +54,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 VENV = BENCH / ".venv-peers"
 VPY = VENV / "bin" / "python"
+# The interpreter the peers' venv is made with (--python; the runner's by default).
+VENV_PYTHON = sys.executable
 LOGS = BENCH / "logs"
 RESULTS = BENCH / "results"
 README = BENCH / "README.md"
@@ -373,10 +375,25 @@ def venv_has(imports: list[str]) -> bool:
     return run_quiet([str(VPY), "-c", code]).returncode == 0
 
 
+def use_python(python: str) -> None:
+    """Serve under another interpreter: its own venv beside the default one, so
+    switching back and forth reinstalls nothing."""
+    global VENV, VPY, VENV_PYTHON
+    found = shutil.which(python)
+    if found is None:
+        raise SystemExit(f"--python: {python} not found")
+    done = run_quiet([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+    if done.returncode != 0:
+        raise SystemExit(f"--python: {found} does not run: {done.stderr.strip()}")
+    VENV_PYTHON = found
+    VENV = BENCH / f".venv-peers-{done.stdout.strip()}"
+    VPY = VENV / "bin" / "python"
+
+
 def ensure_venv(upgrade: bool = False) -> None:
     if not VPY.exists():
-        log(f"setup: creating {VENV.relative_to(REPO)} with {sys.executable}")
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        log(f"setup: creating {VENV.relative_to(REPO)} with {VENV_PYTHON}")
+        subprocess.run([VENV_PYTHON, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(VPY), "-m", "pip", "install", "-q", "-U", "pip"], check=True)
     if upgrade or not venv_has(PEER_IMPORTS):
         log(f"setup: installing peers into the venv: {' '.join(PEER_PACKAGES)}")
@@ -1356,7 +1373,7 @@ _PORT_MARK = 65432  # stands for the port in the commands shown
 
 def commands_section(opts: Options, scenarios: list[Scenario]) -> str:
     lines = [
-        "All commands run from `bench/` (`.venv-peers` is `bench/.venv-peers`); PORT is a "
+        f"All commands run from `bench/` (`{VENV.name}` is `bench/{VENV.name}`); PORT is a "
         "free port picked per start, APP is the scenario's app in `apps.py`.",
         "",
         "Servers:",
@@ -1633,6 +1650,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--upgrade-peers", action="store_true", help="pip install -U the peers")
     p.add_argument(
+        "--python",
+        metavar="PATH",
+        help="run every server under this interpreter (e.g. python3.13), from a venv of "
+        "its own, bench/.venv-peers-X.Y (default: the runner's, bench/.venv-peers)",
+    )
+    p.add_argument(
         "--profile",
         metavar="SERVER",
         help="profile SERVER with py-spy under each selected scenario's load "
@@ -1675,6 +1698,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {s.name:<10} {s.title}{flags}")
         return 0
 
+    if args.python:
+        use_python(args.python)
     default_servers = QUICK_SERVERS if args.quick else list(SERVERS)
     default_scen = [s.name for s in SCENARIOS.values() if (s.quick if args.quick else s.default)]
     servers = pick(args.servers, SERVERS, default_servers, "servers")
