@@ -263,6 +263,7 @@ class HTTPCycle:
         writer: ResponseWriter,
         request_complete: bool,
         expect_continue: bool = False,
+        body: bytes | None = None,
     ) -> None:
         self.scope = scope
         self.writer = writer
@@ -274,11 +275,17 @@ class HTTPCycle:
         self.disconnected = False
         self.status = 0
         self._state = _START
-        self._body: list[bytes] = []
-        self._body_size = 0
         #: The whole request body has arrived (a plain attribute, read once
         #: per response by the adapter).
         self.request_complete = request_complete
+        # ``body``: all of it, taken with the head (request_complete is then
+        # True): the app's first receive() has it without a wake-up.
+        if body is None:
+            self._body: list[bytes] = []
+            self._body_size = 0
+        else:
+            self._body = [body]
+            self._body_size = len(body)
         self._delivered_final = False
         self._expect_continue = expect_continue
         self._continue_sent = False

@@ -308,9 +308,9 @@ class H1Protocol(asyncio.Protocol, Timed):
             # isinstance() narrows for mypy and is the check itself: no
             # assert (a global lookup and a call per event outside -O).
             if isinstance(event, Request):
-                self._on_request(event)
-                if not event.has_body:
-                    # Its EndOfMessage carries nothing the cycle needs (it was
+                if self._on_request(event):
+                    # No body, or all of it taken with the head: its
+                    # EndOfMessage carries nothing the cycle needs (it was
                     # made complete); the parser moves on at start_next_cycle.
                     if parser.buffered > _PIPELINE_HIGH_WATER:
                         self._pause_reading()
@@ -342,9 +342,10 @@ class H1Protocol(asyncio.Protocol, Timed):
                     self._pause_reading()
                 return
 
-    def _on_request(self, request: Request) -> None:
+    def _on_request(self, request: Request) -> bool:
+        """Start the app on ``request``; True when no body events are to follow."""
         if request.upgrade is not None and self._upgrade(request):
-            return
+            return True
         self.when = None
         state = self.state
         app = self.app
@@ -378,11 +379,20 @@ class H1Protocol(asyncio.Protocol, Timed):
         )
         if request.http_version != "1.1":
             scope["http_version"] = request.http_version
+        if request.has_body:
+            # Taken before the app starts, so an app run eagerly (3.12+) finds
+            # it at its first receive() instead of waiting for a wake-up.
+            body = self.parser.whole_body()
+            complete = body is not None
+        else:
+            body = None
+            complete = True
         cycle = HTTPCycle(
             scope,
             self,
-            not request.has_body,
+            complete,
             request.expect_continue and request.http_version == "1.1",
+            body,
         )
         self.cycle = cycle
         state.total_requests += 1
@@ -399,6 +409,7 @@ class H1Protocol(asyncio.Protocol, Timed):
             state.tasks.add(task)
             cycle.task = task
             cycle.task_set = state.tasks
+        return complete
 
     def _upgrade(self, request: Request) -> bool:
         """Hand the connection to the WebSocket layer; False to serve the request as HTTP."""
