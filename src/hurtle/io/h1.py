@@ -65,7 +65,7 @@ else:
 def start_task(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], plain: bool = False
 ) -> asyncio.Task[None]:
-    """Start an app task, eagerly where the interpreter allows it.
+    """Start an app task, eagerly where the interpreter allows it (3.12+).
 
     ``plain``: the loop has no task factory (a connection asks once), so the
     Task is made directly, without create_task()'s wrapper, a Python method on
@@ -74,11 +74,13 @@ def start_task(
     it as the running loop, and parsing a keyword argument cost the C
     constructor 0.9k more.
     """
+    if not plain:
+        # The loop's own factory decides, eager or not: hurtle does not
+        # override what an app or its instrumentation installed.
+        return loop.create_task(coro)
     if _eager_task is not None:
         return _eager_task(loop, coro)
-    if plain:
-        return asyncio.Task(coro)
-    return loop.create_task(coro)
+    return asyncio.Task(coro)
 
 
 def _address(addr: Any) -> tuple[str, int] | None:
