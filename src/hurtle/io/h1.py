@@ -421,17 +421,10 @@ class H1Protocol(asyncio.Protocol, Timed):
         if b"h2c" in (request.upgrade or b"").lower() and self._h2_allowed():
             from hurtle.io.h2 import take_over_h2c  # noqa: PLC0415
 
-            if not take_over_h2c(self, request):
-                return False
-        elif not websocket_upgrade(self, request):
-            return False
-        # The transport is not this protocol's any more (or is closing after a
-        # handshake error): no timer, no pausing, not one of the server's
-        # connections; the rest of _process() sees _closing and does nothing.
-        self._closing = True
-        self.cancel()
-        self.state.connections.discard(self)
-        return True
+            # Either takes the transport, after calling handed_over(), or
+            # leaves the request to be served as HTTP/1.1.
+            return take_over_h2c(self, request)
+        return websocket_upgrade(self, request)
 
     def _h2_allowed(self) -> bool:
         if self.config.http != "auto":
@@ -446,12 +439,15 @@ class H1Protocol(asyncio.Protocol, Timed):
             return False
         from hurtle.io.h2 import take_over_preface  # noqa: PLC0415
 
-        if not take_over_preface(self):
-            return False
+        return take_over_preface(self)
+
+    def handed_over(self) -> None:
+        """The transport is another protocol's from now on: no timer, no
+        pausing, not one of the server's connections; what is left of
+        `_process` sees ``_closing`` and does nothing."""
         self._closing = True
         self.cancel()
         self.state.connections.discard(self)
-        return True
 
     # -- ResponseWriter, for the current cycle -----------------------------------
 

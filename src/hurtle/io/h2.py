@@ -1105,10 +1105,15 @@ class H2Protocol(asyncio.Protocol):
 def take_over_preface(h1: H1Protocol) -> bool:
     """HTTP/2 with prior knowledge (RFC 9113 3.3): the HTTP/1.1 parser met the preface."""
     data: bytes = h1.conn.parser.trailing_data
-    if not PREFACE.startswith(data[: len(PREFACE)]) or h1.transport is None:
+    transport = h1.transport
+    if not PREFACE.startswith(data[: len(PREFACE)]) or transport is None:
         return False
+    # The HTTP/1.1 side lets go first: the bytes handed over may hold a whole
+    # request, and an app started eagerly (3.12+) answers it inside take_over;
+    # nothing may see the connection counted twice meanwhile.
+    h1.handed_over()
     protocol = H2Protocol(h1.config, h1.app, h1.state)
-    protocol.take_over(h1.transport, data)
+    protocol.take_over(transport, data)
     return True
 
 
@@ -1132,6 +1137,8 @@ def take_over_h2c(h1: H1Protocol, request: Request) -> bool:
         protocol.core.initiate_upgrade(settings[0].strip())
     except H2Error:
         return False
+    # Stream 1's app may run eagerly (3.12+) inside _start_stream below.
+    h1.handed_over()
     transport.write(_STATUS_LINE_101 + b"\r\n")
     transport.set_protocol(protocol)
     protocol._attach(transport)

@@ -128,6 +128,7 @@ def websocket_upgrade(h1: H1Protocol, request: Request) -> bool:
             config.ws_per_message_deflate,
         )
     except HandshakeError as exc:
+        h1.handed_over()
         client = h1.client
         logger.info(
             "Invalid WebSocket handshake from %s: %s (answered %d)",
@@ -139,6 +140,8 @@ def websocket_upgrade(h1: H1Protocol, request: Request) -> bool:
         transport.write(error_response(exc.status, exc.reason, extra + h1.state.header_block))
         transport.close()
         return True
+    # Before the session starts: its app may run eagerly (3.12+) inside start().
+    h1.handed_over()
     h1.state.total_requests += 1
     protocol = WSProtocol(config, h1.app, h1.state, h1.conn, transport, h1.loop)
     scope = websocket_scope(
