@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install hurtle with its test tools and run every check: ruff, mypy, pytest with coverage.
+# Install hurtle with its test tools and run every check: ruff, mypy, pytest with
+# coverage, and pytest again under a newer Python when the machine has one.
 #
 # Idempotent: creates .venv when missing, reinstalls the project in editable mode
 # (cheap when nothing changed), then runs the checks. Exits non-zero on the first
@@ -57,3 +58,24 @@ rm -f .coverage .coverage.*
     --cov-report=term-missing \
     --cov-fail-under=90 \
     "$@"
+
+# The suite again under each newer interpreter this machine has (ALSO_PYTHONS,
+# default python3.13): from 3.12 on, app tasks start eagerly, inside the
+# protocol's own callbacks, a path the first run does not take. Each gets a venv
+# of its own (.venv-X.Y); no coverage gate there, the first run has it.
+main_version=$("$VENV/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+for extra in ${ALSO_PYTHONS-python3.13}; do
+    if ! command -v "$extra" >/dev/null 2>&1 || ! "$extra" -c '' >/dev/null 2>&1; then
+        echo "== pytest on $extra: not on this machine, skipped"
+        continue
+    fi
+    version=$("$extra" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    [[ $version == "$main_version" ]] && continue
+    echo "== pytest on Python $version ($extra)"
+    if [[ ! -x .venv-$version/bin/pip ]]; then
+        rm -rf ".venv-$version"
+        "$extra" -m venv ".venv-$version"
+    fi
+    ".venv-$version/bin/python" -m pip install --quiet -e '.[dev,standard]'
+    ".venv-$version/bin/python" -m pytest -q -p no:cacheprovider "$@"
+done
