@@ -65,9 +65,19 @@ rm -f .coverage .coverage.*
 # of its own (.venv-X.Y); no coverage gate there, the first run has it.
 main_version=$("$VENV/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 for extra in ${ALSO_PYTHONS-python3.13}; do
-    if ! command -v "$extra" >/dev/null 2>&1 || ! "$extra" -c '' >/dev/null 2>&1; then
-        echo "== pytest on $extra: not on this machine, skipped"
-        continue
+    if ! "$extra" -c '' >/dev/null 2>&1; then
+        # pyenv's shim exists for every version it holds but runs only the
+        # selected ones: look for the interpreter among its versions.
+        found=""
+        pyenv_root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
+        for candidate in "$pyenv_root"/versions/"${extra#python}"*/bin/"$extra"; do
+            [[ -x $candidate ]] && found=$candidate
+        done
+        if [[ -z $found ]]; then
+            echo "== pytest on $extra: not on this machine, skipped"
+            continue
+        fi
+        extra=$found
     fi
     version=$("$extra" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     [[ $version == "$main_version" ]] && continue
