@@ -62,12 +62,14 @@ def start_task(
     ``plain``: the loop has no task factory (a connection asks once), so the
     Task is made directly, without create_task()'s wrapper, a Python method on
     asyncio's loop (-2.0k instructions per request there, -0.5k on uvloop).
-    Without ``loop=``: called from the loop's own callbacks, the Task finds
-    it as the running loop, and parsing a keyword argument cost the C
-    constructor 0.9k more. The eager Task takes it all the same (3.13.0's
-    eager start reads the argument, not the running loop), and is made here
-    rather than by asyncio.eager_task_factory, a Python closure passing four
-    keywords: -1.5k per request on 3.13.
+    ``loop=`` is passed although the Task could find the running loop
+    itself, and parsing the keyword costs the C constructor 0.9k
+    instructions: on 3.11 finding it means a getpid() system call per
+    request (the running loop is checked against the process), about 160 ns
+    here, more than those instructions. The eager Task needs it anyway
+    (3.13.0's eager start reads the argument, not the running loop), and is
+    made here rather than by asyncio.eager_task_factory, a Python closure
+    passing four keywords: -1.5k per request on 3.13.
     """
     if not plain:
         # The loop's own factory decides, eager or not: hurtle does not
@@ -75,7 +77,7 @@ def start_task(
         return loop.create_task(coro)
     if _EAGER:
         return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-    return asyncio.Task(coro)
+    return asyncio.Task(coro, loop=loop)
 
 
 def _address(addr: Any) -> tuple[str, int] | None:
