@@ -19,6 +19,16 @@ from hurtle.protocol.h1 import RequestParser
 NEXT = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
 
 
+def expect_next(parser: RequestParser, data: bytes) -> None:
+    """After a body, the parser's next event: the NEXT request when ``data`` ends with it."""
+    event = parser.next_event()
+    if data.endswith(NEXT):
+        assert isinstance(event, Request)
+        assert event.target == b"/next"
+    else:
+        assert event is NEED_DATA
+
+
 def pieces_of(parser: RequestParser, data: bytes, cuts: list[int]) -> tuple[list[Data], int]:
     """Feed ``data`` cut at ``cuts`` up to the body's end: its Data events, bytes fed."""
     out: list[Data] = []
@@ -52,12 +62,7 @@ def test_the_piece_with_the_last_byte_is_last(seed: int) -> None:
         # The message is over: the next request may start without its EndOfMessage.
         parser.start_next_cycle()
         parser.receive_data(data[fed:])
-        event = parser.next_event()
-        if data.endswith(NEXT):
-            assert isinstance(event, Request)
-            assert event.target == b"/next"
-        else:
-            assert event is NEED_DATA
+        expect_next(parser, data)
 
 
 def test_the_end_of_message_can_still_be_pulled_after_the_last_piece() -> None:

@@ -14,8 +14,7 @@ import pytest
 
 from hurtle.protocol.events import NEED_DATA, Data, EndOfMessage, Request
 from hurtle.protocol.h1 import RequestParser
-
-NEXT = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+from tests.protocol.test_h1_body_last import NEXT, expect_next
 
 
 def post(body: bytes, *fields: bytes) -> bytes:
@@ -142,9 +141,4 @@ def test_the_same_bytes_as_the_events_give(seed: int) -> None:
             got += event.data
         assert got == body
         parser.start_next_cycle()
-        event = parser.next_event()
-        if data.endswith(NEXT):
-            assert isinstance(event, Request)
-            assert event.target == b"/next"
-        else:
-            assert event is NEED_DATA
+        expect_next(parser, data)
