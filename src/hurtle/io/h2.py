@@ -549,6 +549,7 @@ class H2Protocol(asyncio.Protocol):
         "_default_fields",
         "_default_fields_block",
         "_default_headers",
+        "_deferred",
         "_extensions_base",
         "_flush_scheduled",
         "_h1_body",
@@ -598,6 +599,9 @@ class H2Protocol(asyncio.Protocol):
         self.closing_now = False
         self._read_paused = False
         self._flush_scheduled = False
+        # While data_received walks a batch of events: the streams whose app
+        # waits for the batch's DATA before it starts (see _start_stream).
+        self._deferred: list[tuple[H2Stream, Any]] | None = None
         # Filed with the HTTP/1.1 connections' deadlines: no loop timer of its own.
         self._timer = Deadline(self.loop, self._on_deadline, state.timers)
         self._default_block = b""
@@ -660,6 +664,16 @@ class H2Protocol(asyncio.Protocol):
             if not data:
                 return
         events = self.core.receive_data(data, self.loop.time())
+        deferred = self._deferred = []
+        closed = self._dispatch(events)
+        self._deferred = None
+        for stream, app in deferred:
+            self._run_stream(stream, app)
+        if not closed:
+            self._flush()
+
+    def _dispatch(self, events: list[Any]) -> bool:
+        """Act on a batch of events; True when the connection closed."""
         streams = self.streams
         for event in events:
             kind = type(event)
@@ -702,8 +716,8 @@ class H2Protocol(asyncio.Protocol):
                     self.websockets[sid].writable()
             elif kind is ConnectionClosed:
                 self._on_closed(cast(ConnectionClosed, event))
-                return
-        self._flush()
+                return True
+        return False
 
     def eof_received(self) -> bool | None:
         return None
@@ -792,6 +806,20 @@ class H2Protocol(asyncio.Protocol):
         self.streams[sid] = stream
         self._timer.when = None
         state.total_requests += 1
+        deferred = self._deferred
+        if request.has_body and deferred is not None:
+            # Its DATA frames usually come in the same read: the app starts
+            # after the batch, with them fed, so an app run eagerly (3.12+)
+            # finds its body at its first receive() instead of waiting a loop
+            # turn (with lazy tasks the order is the same as before).
+            deferred.append((stream, app))
+            return
+        self._run_stream(stream, app)
+
+    def _run_stream(self, stream: H2Stream, app: Any) -> None:
+        cycle = stream.cycle
+        assert cycle is not None
+        state = self.state
         task = start_task(self.loop, cycle.run(app), self._plain_tasks)
         if task.done():
             self._stream_finished(stream)
