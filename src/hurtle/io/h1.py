@@ -241,11 +241,7 @@ class H1Protocol(asyncio.Protocol, Timed):
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
         self._closing = True
-        self.when = None
-        bucket = self._bucket
-        if bucket is not None:
-            bucket.discard(self)
-            self._bucket = None
+        self.cancel()
         cycle = self.cycle
         if cycle is not None:
             if not cycle.disconnected:

@@ -497,11 +497,9 @@ class H2WebSocket(WebSocketSession):
         conn = stream.conn
         if stream.is_closing():
             return
-        replaced = replaced_defaults(headers)
-        defaults = conn.default_headers_without(replaced) if replaced else conn.default_headers()
         block = [
             (b":status", b"200"),
-            *defaults,
+            *conn.default_headers_without(replaced_defaults(headers)),
             *accept_headers(handshake, subprotocol, headers),
         ]
         conn.core.send_headers(stream.stream_id, block, False)
@@ -996,7 +994,10 @@ class H2Protocol(asyncio.Protocol):
         return self._default_headers
 
     def default_headers_without(self, names: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
-        """`default_headers` less the fields of ``names``, which the app sends itself."""
+        """`default_headers` less the fields of ``names``, which the app sends itself
+        (`default_headers` itself, no copy, when there are none)."""
+        if not names:
+            return self.default_headers()
         return [pair for pair in self.default_headers() if pair[0] not in names]
 
     def head_block(
@@ -1004,8 +1005,7 @@ class H2Protocol(asyncio.Protocol):
     ) -> list[tuple[bytes, bytes]]:
         """A response's fields for h2: status, the server's defaults (less those in
         ``replaced``), then the app's headers without connection-specific ones."""
-        defaults = self.default_headers_without(replaced) if replaced else self.default_headers()
-        block = [(b":status", _STATUS[status]), *defaults]
+        block = [(b":status", _STATUS[status]), *self.default_headers_without(replaced)]
         for header in headers:
             if header[0] not in _CONNECTION_HEADERS:
                 block.append(header)
