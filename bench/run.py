@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hurtle's benchmark runner: hurtle against its peers, side by side, on this machine.
 
-    python3 bench/run.py                 # every default scenario x every server (~30 min)
+    python3 bench/run.py                 # every default scenario x every server (40-70 min)
     python3 bench/run.py --quick         # ~1 minute check after a change
     python3 bench/run.py --servers hurtle,uvicorn,raw --scenarios plaintext,json --runs 5
     python3 bench/run.py --profile hurtle --scenarios plaintext   # py-spy, no table
@@ -136,6 +136,7 @@ SERVERS: dict[str, ServerSpec] = {
                 "warning",
             ),
             hurtle=True,
+            h2c=True,
         ),
         ServerSpec(
             "hurtle-asyncio",
@@ -155,6 +156,7 @@ SERVERS: dict[str, ServerSpec] = {
                 "warning",
             ),
             hurtle=True,
+            h2c=True,
         ),
         ServerSpec(
             "uvicorn",
@@ -319,16 +321,14 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "sleep", "sleep", "GET with a 10 ms asyncio.sleep in the handler", connections=256
         ),
-        # ---- hooks for later scenarios (run only when named in --scenarios) ----
-        # HTTP/2: h2load with prior-knowledge h2c against servers with h2c=True; set
-        # h2c=True on hurtle's ServerSpec once its HTTP/2 lands.
+        # HTTP/2: h2load with prior-knowledge h2c against servers with h2c=True
+        # (hurtle, hypercorn, granian; the others are marked as skipped).
         Scenario(
             "h2",
             "plaintext",
             'HTTP/2 (h2c) GET "Hello, world!", 10 streams/connection',
             kind="h2load",
             extra=("-m", "10"),
-            default=False,
         ),
         # WebSocket echo: load from ws_client.py (raw frames; the `websockets` library
         # saturates its own core near 38k msg/s, see PERF-NOTES); req/s = echoed messages/s.
@@ -338,7 +338,6 @@ SCENARIOS: dict[str, Scenario] = {
             "WebSocket echo of 32-byte binary messages, one in flight per connection",
             kind="ws",
             extra=("--size", "32"),
-            default=False,
         ),
     ]
 }
@@ -1266,9 +1265,11 @@ def sleep_ceiling_row(cells: dict[str, Cell]) -> str:
 
 def summary(results: dict[str, dict[str, Cell]]) -> str:
     lines = [
-        "| scenario | hurtle req/s | ÷ uvicorn | ÷ granian | ÷ raw | hurtle-asyncio ÷ uvicorn "
-        "| hurtle-asyncio ÷ uvicorn-h11 | CPU per request: uvicorn ÷ hurtle |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        # ÷ hypercorn: the one Python peer in the h2 scenario (uvicorn has no HTTP/2).
+        "| scenario | hurtle req/s | ÷ uvicorn | ÷ granian | ÷ hypercorn | ÷ raw "
+        "| hurtle-asyncio ÷ uvicorn | hurtle-asyncio ÷ uvicorn-h11 "
+        "| CPU per request: uvicorn ÷ hurtle |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, cells in results.items():
         hurtle = cells.get("hurtle")
@@ -1280,7 +1281,7 @@ def summary(results: dict[str, dict[str, Cell]]) -> str:
 
         lines.append(
             f"| {name} | {fmt_rps(med)} | {r('hurtle', 'uvicorn')} | "
-            f"{r('hurtle', 'granian')} | {r('hurtle', 'raw')} | "
+            f"{r('hurtle', 'granian')} | {r('hurtle', 'hypercorn')} | {r('hurtle', 'raw')} | "
             f"{r('hurtle-asyncio', 'uvicorn')} | {r('hurtle-asyncio', 'uvicorn-h11')} | "
             f"{cost_ratio(cells, 'uvicorn', 'hurtle')} |"
         )
