@@ -4,7 +4,7 @@ Wall-clock figures on a shared 2-core machine swing by 20 % or more; an
 instruction count does not, so this is the tool for A/B-ing a change to the
 hot path before confirming it with `run.py` against the peers.
 
-    .venv/bin/python bench/instructions.py [--scenario plaintext|post|close]
+    .venv/bin/python bench/instructions.py [--scenario plaintext|post|close|h2]
         [--server hurtle --server uvicorn --server raw]    # needs valgrind
 
 It serves N requests of a run.py scenario (the same apps, wrk's request bytes)
@@ -16,6 +16,11 @@ own cost. ``uvicorn`` runs uvicorn's httptools protocol under the peers'
 interpreter (bench/.venv-peers, made by run.py; PEERS_PYTHON=path overrides
 it, e.g. to compare on another Python version). Use the project's venv
 interpreter: without uvloop the loop's own cost swamps the comparison.
+
+``--scenario h2`` (hurtle only) is run.py's h2 scenario: plaintext GETs over
+HTTP/2 with prior knowledge, H2_STREAMS streams in flight in one read (as
+``h2load -m10`` keeps them), the next batch fed when all their answers are
+written; the header blocks are h2load's, HPACK-encoded once.
 """
 
 from __future__ import annotations
@@ -41,7 +46,12 @@ REQUESTS = {
     ),
     "close": b"GET / HTTP/1.1\r\nHost: localhost:8080\r\nConnection: close\r\n\r\n",
 }
-APPS = {"plaintext": apps.plaintext, "post": apps.echo, "close": apps.plaintext}
+APPS = {
+    "plaintext": apps.plaintext,
+    "post": apps.echo,
+    "close": apps.plaintext,
+    "h2": apps.plaintext,
+}
 # The last bytes of each scenario's response.
 ENDINGS = {"plaintext": apps.PLAINTEXT_BODY, "post": b"a" * 64, "close": apps.PLAINTEXT_BODY}
 # Longer than any counted run: a keep-alive deadline that expires inside the
@@ -117,6 +127,76 @@ class PingPongTransport:
         pass
 
 
+H2_STREAMS = 10
+H2_REQUEST_FIELDS = [
+    (b":method", b"GET"),
+    (b":path", b"/"),
+    (b":scheme", b"http"),
+    (b":authority", b"127.0.0.1:8080"),
+    (b"accept", b"*/*"),
+    (b"accept-encoding", b"gzip, deflate"),
+    (b"user-agent", b"h2load nghttp2/1.52.0"),
+]
+
+
+def _h2_frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    return (
+        len(payload).to_bytes(3, "big")
+        + bytes((kind, flags))
+        + stream_id.to_bytes(4, "big")
+        + payload
+    )
+
+
+class H2PingPongTransport(PingPongTransport):
+    """An HTTP/2 client in bytes: batches of GETs, the next when all are answered."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, requests: int, factory: Any) -> None:
+        super().__init__(loop, requests, "plaintext", factory)
+        import hpack  # noqa: PLC0415 - h2's own dependency, only in the measured child
+
+        encoder = hpack.Encoder()
+        # The first block fills the server's dynamic table; the rest refer to it.
+        self.blocks = [encoder.encode(H2_REQUEST_FIELDS), encoder.encode(H2_REQUEST_FIELDS)]
+        self.next_stream = 1
+        self.answered = 0
+
+    def _batch(self) -> bytes:
+        out = []
+        for _ in range(min(H2_STREAMS, self.left)):
+            block = self.blocks[0 if self.next_stream == 1 else 1]
+            # HEADERS with END_STREAM | END_HEADERS: a whole GET.
+            out.append(_h2_frame(0x1, 0x5, self.next_stream, block))
+            self.next_stream += 2
+        self.answered = 0
+        return b"".join(out)
+
+    def connect(self) -> None:
+        self.protocol = self.factory()
+        self.protocol.connection_made(self)
+        preface = (
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+            + _h2_frame(0x4, 0, 0, b"")  # our SETTINGS: the defaults
+            + _h2_frame(0x4, 0x1, 0, b"")  # ACK of the server's
+            # The connection window opened all the way: 13-byte answers
+            # would exhaust the default 64 KiB after about 5,000 of them.
+            + _h2_frame(0x8, 0, 0, (2**31 - 1 - 65535).to_bytes(4, "big"))
+        )
+        self.protocol.data_received(preface + self._batch())
+
+    def write(self, data: bytes) -> None:
+        answers = data.count(self.ending)
+        if not answers:
+            return
+        self.left -= answers
+        self.answered += answers
+        if self.left <= 0:
+            if not self.done.done():
+                self.done.set_result(None)
+        elif self.answered >= H2_STREAMS:
+            self.loop.call_soon(self.protocol.data_received, self._batch())
+
+
 class RawProtocol(asyncio.Protocol):
     """The harness's own cost: answers on a blank line, no parsing, no ASGI."""
 
@@ -136,7 +216,7 @@ SERVERS = {
 }
 
 
-def protocol_factory(server: str, app: Any) -> Any:
+def protocol_factory(server: str, app: Any, scenario: str = "plaintext") -> Any:
     if server == "raw":
         return RawProtocol
     if server == "uvicorn":
@@ -164,13 +244,21 @@ def protocol_factory(server: str, app: Any) -> Any:
 
     config = Config(app, access_log=False, timeout_keep_alive=KEEP_ALIVE)
     state = ServerState(config)
+    if scenario == "h2":
+        from hurtle.io.h2 import H2Protocol  # noqa: PLC0415
+
+        return lambda: H2Protocol(config, app, state)
     return lambda: H1Protocol(config, app, state)
 
 
 async def serve(requests: int, server: str, scenario: str) -> None:
     loop = asyncio.get_running_loop()
-    factory = protocol_factory(server, APPS[scenario])
-    transport = PingPongTransport(loop, requests, scenario, factory)
+    factory = protocol_factory(server, APPS[scenario], scenario)
+    transport: PingPongTransport
+    if scenario == "h2":
+        transport = H2PingPongTransport(loop, requests, factory)
+    else:
+        transport = PingPongTransport(loop, requests, scenario, factory)
     transport.connect()
     await transport.done
 
@@ -222,7 +310,7 @@ def main() -> None:
         help="what to count (repeatable; default: hurtle and raw). 'uvicorn' runs"
         " uvicorn's httptools protocol under the peers' interpreter (bench/.venv-peers)",
     )
-    parser.add_argument("--scenario", choices=sorted(REQUESTS), default="plaintext")
+    parser.add_argument("--scenario", choices=sorted([*REQUESTS, "h2"]), default="plaintext")
     parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
@@ -242,6 +330,8 @@ def main() -> None:
     servers = args.server or (["hurtle", "raw"] if args.scenario == "plaintext" else ["hurtle"])
     if "raw" in servers and args.scenario != "plaintext":
         raise SystemExit("the raw protocol answers plaintext only")
+    if args.scenario == "h2" and servers != ["hurtle"]:
+        raise SystemExit("the h2 scenario counts hurtle only (uvicorn has no HTTP/2)")
     for server in servers:
         python = sys.executable
         if server == "uvicorn":
@@ -253,7 +343,8 @@ def main() -> None:
         total = count(1 + args.requests, server, args.scenario, python)
         per = (total - base) // args.requests
         loop = os.environ["BENCH_LOOP"]
-        print(f"{args.scenario}: {SERVERS[server]} on {loop}: {per} instructions per request")
+        what = "hurtle H2Protocol" if args.scenario == "h2" else SERVERS[server]
+        print(f"{args.scenario}: {what} on {loop}: {per} instructions per request")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from hurtle.protocol.h2 import (
     StreamReset,
     StreamWritable,
 )
-from hurtle.protocol.h2.connection import CONNECTION_WINDOW, STREAM_WINDOW
+from hurtle.protocol.h2.connection import CONNECTION_WINDOW, STREAM_WINDOW, encode_fields
 
 GET = [
     (":method", "GET"),
@@ -196,6 +196,49 @@ def test_excess_stream_refused_alone() -> None:
     core.stream_done(1)
     cli.send_headers(7, GET, end_stream=True)
     assert [e.stream_id for e in to_server(core, cli)] == [7]
+
+
+@pytest.mark.parametrize("streams", [104, 105, 300])
+def test_a_flood_of_streams_in_one_read_ends_the_connection(streams: int) -> None:
+    # Streams past our limit are refused one by one, but h2's own limit
+    # (ours, times two, plus 100) still ends a connection that floods.
+    core, cli = pair(max_concurrent_streams=2)
+    for i in range(streams):
+        cli.send_headers(1 + 2 * i, GET, end_stream=True)
+    events = to_server(core, cli)
+    closed = [e for e in events if isinstance(e, ConnectionClosed)]
+    if streams <= 2 * 2 + 100:
+        assert not closed
+        assert [e.stream_id for e in events if isinstance(e, StreamRequest)] == [1, 3]
+    else:
+        assert closed and closed[0].error_code == ErrorCodes.PROTOCOL_ERROR
+        assert core.closed
+
+
+@pytest.mark.parametrize("in_flight", [1, 10, 60])
+def test_finished_streams_are_dropped(in_flight: int) -> None:
+    # h2 drops closed streams only while counting the open ones, which the
+    # core does rarely (see _Connection.open_inbound_streams): what it holds
+    # must still stay in proportion to the streams in flight.
+    core, cli = pair(max_concurrent_streams=100)
+    block = encode_fields([(b":status", b"200")])
+    held = []
+    next_id = 1
+    for _ in range(40):
+        ids = list(range(next_id, next_id + 2 * in_flight, 2))
+        next_id += 2 * in_flight
+        for sid in ids:
+            cli.send_headers(sid, GET, end_stream=True)
+        events = to_server(core, cli)
+        assert [e.stream_id for e in events if isinstance(e, StreamRequest)] == ids
+        for sid in ids:
+            assert core.send_response(sid, block, b"ok")
+            core.stream_done(sid)
+        ended = [e for e in to_client(core, cli) if isinstance(e, h2.events.StreamEnded)]
+        assert [e.stream_id for e in ended] == ids
+        held.append(len(core._conn.streams))
+    assert max(held) <= 2 * in_flight + 32
+    assert not core.closed
 
 
 def test_reset_in_the_same_read_starts_no_request() -> None:
