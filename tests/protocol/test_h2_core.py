@@ -183,6 +183,49 @@ def test_send_waits_for_window_and_reports_writable() -> None:
     assert not core.has_pending(1)
 
 
+def _fields(request: StreamRequest) -> dict[str, Any]:
+    names = {n for cls in type(request).__mro__ for n in getattr(cls, "__slots__", ())}
+    return {n: getattr(request, n) for n in sorted(names) if n != "stream_id"}
+
+
+def test_a_repeated_head_converts_as_the_first() -> None:
+    # The core remembers the last head it converted; what a repeat gets must
+    # be what converting it afresh gives, with a list of its own.
+    fields = [*GET, ("cookie", "a=1"), ("cookie", "b=2"), ("content-length", "2")]
+    core, cli = pair()
+    cli.send_headers(1, fields, end_stream=True)
+    cli.send_headers(3, fields)
+    cli.send_headers(5, fields, end_stream=True)
+    first, second, third = [e for e in to_server(core, cli) if isinstance(e, StreamRequest)]
+    fresh_core, fresh_cli = pair()
+    fresh_cli.send_headers(1, fields)
+    (fresh,) = [e for e in to_server(fresh_core, fresh_cli) if isinstance(e, StreamRequest)]
+    assert _fields(second) == _fields(fresh)
+    assert (
+        _fields(first)
+        == _fields(third)
+        == {**_fields(fresh), "has_body": False, "stream_ended": True}
+    )
+    assert [first.stream_id, second.stream_id, third.stream_id] == [1, 3, 5]
+    assert first.headers is not third.headers
+    # An app that changes its scope's headers changes nobody else's.
+    third.headers.append((b"x-added", b"1"))
+    cli.send_headers(7, fields, end_stream=True)
+    (fourth,) = [e for e in to_server(core, cli) if isinstance(e, StreamRequest)]
+    assert fourth.headers == fresh.headers
+
+
+def test_a_head_like_the_last_but_malformed_is_refused() -> None:
+    core, cli = pair()
+    cli.send_headers(1, GET, end_stream=True)
+    cli.send_headers(3, [*GET, ("x-bad", "a\x00b")], end_stream=True)
+    cli.send_headers(5, GET, end_stream=True)
+    events = to_server(core, cli)
+    assert [e.stream_id for e in events if isinstance(e, StreamRequest)] == [1, 5]
+    resets = [e for e in to_client(core, cli) if isinstance(e, h2.events.StreamReset)]
+    assert [(r.stream_id, r.error_code) for r in resets] == [(3, ErrorCodes.PROTOCOL_ERROR)]
+
+
 def test_excess_stream_refused_alone() -> None:
     core, cli = pair(max_concurrent_streams=2)
     for sid in (1, 3, 5):

@@ -343,6 +343,8 @@ class H2Core:
         "_control_count",
         "_count_start",
         "_goaway_sent",
+        "_last_converted",
+        "_last_fields",
         "_last_stream_id",
         "_out",
         "_outbound",
@@ -415,6 +417,11 @@ class H2Core:
         self._out: list[Any] = []
         self._goaway_sent = False
         self._last_stream_id = 0
+        # The last request head `_convert` accepted, as decoded, and what it
+        # made of it: clients repeat heads (the same fields, often the very
+        # objects of the HPACK decoder's cache), and a hit skips the checks.
+        self._last_fields: list[tuple[bytes, bytes]] | None = None
+        self._last_converted: tuple[Any, ...] = ()
         self._count_start = 0.0
         self._resets_received = 0
         self._resets_sent_base = 0
@@ -574,6 +581,22 @@ class H2Core:
         Raises `_Malformed` for what RFC 9113 8.2 and 8.3 forbid, `H2Error`
         for what is well-formed HTTP/2 but a bad request.
         """
+        if raw == self._last_fields:
+            last = self._last_converted
+            return StreamRequest(
+                stream_id,
+                last[0],
+                last[1],
+                last[2],
+                last[3],
+                list(last[4]),  # the app may change its scope's list
+                scheme=last[5],
+                authority=last[6],
+                protocol=last[7],
+                content_length=last[8],
+                expect_continue=last[9],
+                stream_ended=stream_ended,
+            )
         method = path = scheme = authority = protocol = host = None
         headers: list[tuple[bytes, bytes]] = []
         cookies: list[bytes] | None = None
@@ -675,6 +698,12 @@ class H2Core:
             if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
                 raise H2Error(400, "Invalid :path")
             path, _, query = path.partition(b"?")
+        if type(raw) is list:  # not an iterator, spent by now
+            self._last_fields = raw
+            self._last_converted = (
+                method, target, path, query, tuple(headers), scheme, authority, protocol,
+                content_length, expect_continue,
+            )  # fmt: skip
         return StreamRequest(
             stream_id,
             method,

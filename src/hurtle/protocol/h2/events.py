@@ -35,20 +35,20 @@ class StreamRequest(Request):
         expect_continue: bool,
         stream_ended: bool,
     ) -> None:
-        super().__init__(
-            method,
-            target,
-            path,
-            query,
-            "2",
-            headers,
-            True,
-            content_length,
-            False,
-            expect_continue,
-            True,
-            None,
-        )
+        # Not through Request.__init__: a call with twelve arguments per stream.
+        self.method = method
+        self.target = target
+        self.path = path
+        self.query = query
+        self.http_version = "2"
+        self.headers = headers
+        self.keep_alive = True
+        self.content_length = content_length
+        self.chunked = False
+        self.expect_continue = expect_continue
+        # HTTP/2 has no TE but "trailers" (the core refuses others).
+        self.te_trailers = True
+        self.upgrade = None
         self.stream_id = stream_id
         self.scheme = scheme
         self.authority = authority
