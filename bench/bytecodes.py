@@ -1,6 +1,7 @@
-"""Bytecodes executed per request, by function, on hurtle's HTTP/1.1 path.
+"""Bytecodes executed per request, by function, on hurtle's HTTP/1.1 and HTTP/2 paths.
 
-    .venv/bin/python bench/bytecodes.py [--scenario plaintext|post|close|h2] [--requests 500]
+    .venv/bin/python bench/bytecodes.py [--scenario plaintext|post|close|h2|h2-post]
+                                        [--requests 500]
                                         [--lines FUNC]   # FUNC split by source line
                                         [--loop asyncio]  # plain asyncio, not uvloop
 
@@ -30,7 +31,7 @@ Key = tuple[str, str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--scenario", choices=sorted([*instructions.REQUESTS, "h2"]), default="plaintext"
+        "--scenario", choices=sorted([*instructions.REQUESTS, "h2", "h2-post"]), default="plaintext"
     )
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--top", type=int, default=30)

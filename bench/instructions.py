@@ -4,7 +4,7 @@ Wall-clock figures on a shared 2-core machine swing by 20 % or more; an
 instruction count does not, so this is the tool for A/B-ing a change to the
 hot path before confirming it with `run.py` against the peers.
 
-    .venv/bin/python bench/instructions.py [--scenario plaintext|post|close|h2]
+    .venv/bin/python bench/instructions.py [--scenario plaintext|post|close|h2|h2-post]
         [--server hurtle --server uvicorn --server raw]    # needs valgrind
 
 It serves N requests of a run.py scenario (the same apps, wrk's request bytes)
@@ -20,7 +20,8 @@ interpreter: without uvloop the loop's own cost swamps the comparison.
 ``--scenario h2`` (hurtle only) is run.py's h2 scenario: plaintext GETs over
 HTTP/2 with prior knowledge, H2_STREAMS streams in flight in one read (as
 ``h2load -m10`` keeps them), the next batch fed when all their answers are
-written; the header blocks are h2load's, HPACK-encoded once.
+written; the header blocks are h2load's, HPACK-encoded once. ``h2-post`` is
+the same with the post scenario's 4 KiB echo (HEADERS, then one DATA frame).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ APPS = {
     "post": apps.echo,
     "close": apps.plaintext,
     "h2": apps.plaintext,
+    "h2-post": apps.echo,
 }
 # The last bytes of each scenario's response.
 ENDINGS = {"plaintext": apps.PLAINTEXT_BODY, "post": b"a" * 64, "close": apps.PLAINTEXT_BODY}
@@ -137,6 +139,13 @@ H2_REQUEST_FIELDS = [
     (b"accept-encoding", b"gzip, deflate"),
     (b"user-agent", b"h2load nghttp2/1.52.0"),
 ]
+H2_POST_FIELDS = [
+    (b":method", b"POST"),
+    *H2_REQUEST_FIELDS[1:],
+    (b"content-length", b"4096"),
+    (b"content-type", b"application/octet-stream"),
+]
+H2_POST_BODY = b"a" * 4096
 
 
 def _h2_frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
@@ -151,13 +160,19 @@ def _h2_frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
 class H2PingPongTransport(PingPongTransport):
     """An HTTP/2 client in bytes: batches of GETs, the next when all are answered."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, requests: int, factory: Any) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, requests: int, factory: Any, post: bool
+    ) -> None:
         super().__init__(loop, requests, "plaintext", factory)
+        self.post = post
+        if post:
+            self.ending = H2_POST_BODY
+        fields = H2_POST_FIELDS if post else H2_REQUEST_FIELDS
         import hpack  # noqa: PLC0415 - h2's own dependency, only in the measured child
 
         encoder = hpack.Encoder()
         # The first block fills the server's dynamic table; the rest refer to it.
-        self.blocks = [encoder.encode(H2_REQUEST_FIELDS), encoder.encode(H2_REQUEST_FIELDS)]
+        self.blocks = [encoder.encode(fields), encoder.encode(fields)]
         self.next_stream = 1
         self.answered = 0
 
@@ -165,8 +180,13 @@ class H2PingPongTransport(PingPongTransport):
         out = []
         for _ in range(min(H2_STREAMS, self.left)):
             block = self.blocks[0 if self.next_stream == 1 else 1]
-            # HEADERS with END_STREAM | END_HEADERS: a whole GET.
-            out.append(_h2_frame(0x1, 0x5, self.next_stream, block))
+            if self.post:
+                # HEADERS (END_HEADERS), then the body in one DATA (END_STREAM).
+                out.append(_h2_frame(0x1, 0x4, self.next_stream, block))
+                out.append(_h2_frame(0x0, 0x1, self.next_stream, H2_POST_BODY))
+            else:
+                # HEADERS with END_STREAM | END_HEADERS: a whole GET.
+                out.append(_h2_frame(0x1, 0x5, self.next_stream, block))
             self.next_stream += 2
         self.answered = 0
         return b"".join(out)
@@ -244,7 +264,7 @@ def protocol_factory(server: str, app: Any, scenario: str = "plaintext") -> Any:
 
     config = Config(app, access_log=False, timeout_keep_alive=KEEP_ALIVE)
     state = ServerState(config)
-    if scenario == "h2":
+    if scenario.startswith("h2"):
         from hurtle.io.h2 import H2Protocol  # noqa: PLC0415
 
         return lambda: H2Protocol(config, app, state)
@@ -255,8 +275,8 @@ async def serve(requests: int, server: str, scenario: str) -> None:
     loop = asyncio.get_running_loop()
     factory = protocol_factory(server, APPS[scenario], scenario)
     transport: PingPongTransport
-    if scenario == "h2":
-        transport = H2PingPongTransport(loop, requests, factory)
+    if scenario.startswith("h2"):
+        transport = H2PingPongTransport(loop, requests, factory, scenario == "h2-post")
     else:
         transport = PingPongTransport(loop, requests, scenario, factory)
     transport.connect()
@@ -310,7 +330,9 @@ def main() -> None:
         help="what to count (repeatable; default: hurtle and raw). 'uvicorn' runs"
         " uvicorn's httptools protocol under the peers' interpreter (bench/.venv-peers)",
     )
-    parser.add_argument("--scenario", choices=sorted([*REQUESTS, "h2"]), default="plaintext")
+    parser.add_argument(
+        "--scenario", choices=sorted([*REQUESTS, "h2", "h2-post"]), default="plaintext"
+    )
     parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
@@ -330,8 +352,8 @@ def main() -> None:
     servers = args.server or (["hurtle", "raw"] if args.scenario == "plaintext" else ["hurtle"])
     if "raw" in servers and args.scenario != "plaintext":
         raise SystemExit("the raw protocol answers plaintext only")
-    if args.scenario == "h2" and servers != ["hurtle"]:
-        raise SystemExit("the h2 scenario counts hurtle only (uvicorn has no HTTP/2)")
+    if args.scenario.startswith("h2") and servers != ["hurtle"]:
+        raise SystemExit("the h2 scenarios count hurtle only (uvicorn has no HTTP/2)")
     for server in servers:
         python = sys.executable
         if server == "uvicorn":
@@ -343,7 +365,7 @@ def main() -> None:
         total = count(1 + args.requests, server, args.scenario, python)
         per = (total - base) // args.requests
         loop = os.environ["BENCH_LOOP"]
-        what = "hurtle H2Protocol" if args.scenario == "h2" else SERVERS[server]
+        what = "hurtle H2Protocol" if args.scenario.startswith("h2") else SERVERS[server]
         print(f"{args.scenario}: {what} on {loop}: {per} instructions per request")
 
 

@@ -47,7 +47,7 @@ import sys
 import tarfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -506,8 +506,8 @@ def add_baseline(ref: str) -> str:
                 tar.extractall(dest)  # our own repository's archive
     name = f"hurtle@{ref}"
     base = SERVERS["hurtle"]
-    SERVERS[name] = ServerSpec(
-        name, f"hurtle at {ref} ({commit}) on uvloop", base.argv, hurtle=True, src=dest / "src"
+    SERVERS[name] = replace(
+        base, name=name, title=f"hurtle at {ref} ({commit}) on uvloop", src=dest / "src"
     )
     return name
 
