@@ -5,6 +5,7 @@ Each request case is fed whole and byte by byte; the same events must come out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import h2.config
@@ -15,6 +16,8 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from hyperframe.frame import (
     ContinuationFrame,
+    DataFrame,
+    Frame,
     HeadersFrame,
     PingFrame,
     PriorityFrame,
@@ -282,6 +285,116 @@ def test_finished_streams_are_dropped(in_flight: int) -> None:
         held.append(len(core._conn.streams))
     assert max(held) <= 2 * in_flight + 32
     assert not core.closed
+
+
+def _wire(data: bytes) -> list[tuple[str, int, Any]]:
+    """The frames in ``data``: (type name, stream id, error code or None)."""
+    frames = []
+    while len(data) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9 : 9 + length]))
+        data = data[9 + length :]
+        frames.append((type(frame).__name__, frame.stream_id, getattr(frame, "error_code", None)))
+    return frames
+
+
+def _answer(core: H2Core, cli: h2.connection.H2Connection, stream_id: int) -> None:
+    assert core.send_response(stream_id, encode_fields([(b":status", b"200")]), b"ok")
+    core.stream_done(stream_id)
+    to_client(core, cli)
+
+
+def _closed_by_client_reset(core: H2Core, cli: h2.connection.H2Connection) -> None:
+    cli.send_headers(1, GET)
+    cli.reset_stream(1)
+    to_server(core, cli)
+    to_client(core, cli)
+
+
+def _closed_by_end(core: H2Core, cli: h2.connection.H2Connection) -> None:
+    cli.send_headers(1, GET, end_stream=True)
+    to_server(core, cli)
+    _answer(core, cli, 1)
+
+
+def _closed_by_server_reset(core: H2Core, cli: h2.connection.H2Connection) -> None:
+    cli.send_headers(1, GET)
+    to_server(core, cli)
+    core.reset(1, ErrorCodes.CANCEL)
+    to_client(core, cli)
+
+
+def _forgotten(setup: Callable[[H2Core, h2.connection.H2Connection], None]) -> Any:
+    # h2 forgets a closed stream's state (keeping only how it closed) once
+    # enough later streams have come and gone.
+    def forget(core: H2Core, cli: h2.connection.H2Connection) -> None:
+        setup(core, cli)
+        for i in range(1, 80):
+            cli.send_headers(1 + 2 * i, GET, end_stream=True)
+            to_server(core, cli)
+            _answer(core, cli, 1 + 2 * i)
+        assert 1 not in core._conn.streams
+
+    return forget
+
+
+def _higher_stream_open(core: H2Core, cli: h2.connection.H2Connection) -> None:
+    cli.send_headers(5, GET, end_stream=True)
+    to_server(core, cli)
+    to_client(core, cli)
+
+
+@pytest.mark.parametrize(
+    ("setup", "frame", "answer"),
+    [
+        # A stream error (RST_STREAM STREAM_CLOSED) for a stream closed by a
+        # reset either way, or one h2 still holds; a connection error for a
+        # forgotten one the client had ended.
+        (_closed_by_client_reset, "data", ("RstStreamFrame", 1, ErrorCodes.STREAM_CLOSED)),
+        (_closed_by_server_reset, "data", ("RstStreamFrame", 1, ErrorCodes.STREAM_CLOSED)),
+        (_closed_by_end, "data", ("RstStreamFrame", 1, ErrorCodes.STREAM_CLOSED)),
+        (
+            _forgotten(_closed_by_server_reset),
+            "headers",
+            ("RstStreamFrame", 1, ErrorCodes.STREAM_CLOSED),
+        ),
+        (_forgotten(_closed_by_end), "headers", ("GoAwayFrame", 0, ErrorCodes.STREAM_CLOSED)),
+        # RFC 9113 5.1.1: a new stream's id must be above every earlier one.
+        (_higher_stream_open, "headers", ("GoAwayFrame", 0, ErrorCodes.PROTOCOL_ERROR)),
+    ],
+)
+def test_frames_on_closed_streams(setup: Any, frame: str, answer: tuple[str, int, Any]) -> None:
+    core, cli = pair()
+    setup(core, cli)
+    stream_id = 3 if setup is _higher_stream_open else 1
+    if frame == "data":
+        raw = DataFrame(stream_id, data=b"x", flags=["END_STREAM"]).serialize()
+    else:
+        block = cli.encoder.encode(GET)
+        raw = HeadersFrame(stream_id, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+    events = core.receive_data(raw, 0.0)
+    assert not any(isinstance(e, StreamRequest) for e in events)
+    assert _wire(core.data_to_send()) == [answer]
+    assert core.closed == (answer[0] == "GoAwayFrame")
+
+
+def test_received_frames_are_not_formatted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # h2 formats every frame it receives for its trace log even when nothing
+    # logs; a DATA frame's repr hex-encodes its whole payload.
+    formatted: list[str] = []
+
+    def spy(frame: Frame) -> str:
+        formatted.append(type(frame).__name__)
+        return "Frame"
+
+    core, cli = pair()
+    monkeypatch.setattr(Frame, "__repr__", spy)
+    cli.send_headers(1, GET)
+    cli.send_data(1, b"x" * 4096, end_stream=True)
+    cli.ping(b"12345678")
+    events = to_server(core, cli)
+    assert [type(e) for e in events] == [StreamRequest, StreamData, StreamEnded]
+    assert formatted == []
 
 
 def test_reset_in_the_same_read_starts_no_request() -> None:
