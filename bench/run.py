@@ -330,6 +330,16 @@ SCENARIOS: dict[str, Scenario] = {
             kind="h2load",
             extra=("-m", "10"),
         ),
+        # The same with the post scenario's 4 KiB body (h2load -d: a file, made when
+        # the load starts); opt-in: it shows HTTP/2 flow control and body handling.
+        Scenario(
+            "h2-post",
+            "echo",
+            "HTTP/2 (h2c) POST echo of a 4 KiB body, 10 streams/connection",
+            kind="h2load",
+            extra=("-m", "10", "-d", str(LOGS / "h2-post-body")),
+            default=False,
+        ),
         # WebSocket echo: load from ws_client.py (raw frames; the `websockets` library
         # saturates its own core near 38k msg/s, see PERF-NOTES); req/s = echoed messages/s.
         Scenario(
@@ -921,6 +931,10 @@ def load_command(
         ]
         return LoadCommand(argv, parse_wrk, duration + 30)
     if scenario.kind == "h2load":
+        if "-d" in scenario.extra:
+            body = Path(scenario.extra[scenario.extra.index("-d") + 1])
+            body.parent.mkdir(parents=True, exist_ok=True)
+            body.write_bytes(expected_answer(scenario)[0] or b"")
         argv = [
             *pin(cpu),
             "h2load",
