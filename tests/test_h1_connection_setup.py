@@ -164,3 +164,40 @@ def test_http2_connections_have_nodelay(loop: str) -> None:
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         finally:
             client.close()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_connections_are_served_on_the_loop_the_state_names(loop: str) -> None:
+    # The server records its loop in its state when it starts serving;
+    # protocols read it there (a lookup costs a getpid() call on 3.11).
+    _check_loop(loop)
+    seen: list[asyncio.AbstractEventLoop] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            seen.append(asyncio.get_running_loop())
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    with run_server(app, loop=loop, access_log=False) as srv:
+        assert httpx.get(srv.url).text == "ok"
+        assert seen == [srv.server.state.loop]
+
+
+@pytest.mark.parametrize("protocol_class", [H1Protocol, H2Protocol])
+def test_protocols_take_the_loop_from_the_state(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Any
+) -> None:
+    config = Config(hello, access_log=False)
+    state = ServerState(config)
+    loop = asyncio.new_event_loop()
+    try:
+        state.loop = loop
+
+        def no_lookup() -> asyncio.AbstractEventLoop:
+            raise AssertionError("the protocol looked its loop up")
+
+        monkeypatch.setattr(asyncio, "get_event_loop", no_lookup)
+        assert protocol_class(config, hello, state).loop is loop
+    finally:
+        loop.close()

@@ -547,7 +547,7 @@ class Server:
     async def _start_serving(
         self, app: Callable[..., Any], given: Sequence[socket.socket] | None
     ) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.state.loop = asyncio.get_running_loop()
         factory = self._protocol_factory(app)
         self._sockets = self._bind(given)
         for sock in self._sockets:

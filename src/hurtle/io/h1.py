@@ -164,7 +164,7 @@ class H1Protocol(asyncio.Protocol, Timed):
         self.config = config
         self.app = app
         self.state = state
-        self.loop = asyncio.get_event_loop()
+        self.loop = state.loop or asyncio.get_event_loop()
         # A task factory set on the loop (instrumentation, a custom Task) is
         # honoured; looked up once per connection, not per request.
         self._plain_tasks = self.loop.get_task_factory() is None

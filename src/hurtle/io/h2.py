@@ -575,7 +575,7 @@ class H2Protocol(asyncio.Protocol):
         self.config = config
         self.app = app
         self.state = state
-        self.loop = asyncio.get_event_loop()
+        self.loop = state.loop or asyncio.get_event_loop()
         self._plain_tasks = self.loop.get_task_factory() is None  # see start_task
         self.core = H2Core(
             max_concurrent_streams=config.h2_max_concurrent_streams,

@@ -29,6 +29,7 @@ class ServerState:
         "connections",
         "date_header",
         "header_block",
+        "loop",
         "should_exit",
         "tasks",
         "timers",
@@ -41,6 +42,10 @@ class ServerState:
         self.tasks: set[asyncio.Task[None]] = set()
         self.app_state: dict[str, Any] = {}
         self.should_exit = False
+        #: The loop the server serves on, set when it starts. Protocols take it
+        #: from here: asyncio.get_event_loop() costs a getpid() system call on
+        #: 3.11, once per connection (they fall back to it when this is None).
+        self.loop: asyncio.AbstractEventLoop | None = None
         # Every connection's deadline, served by one loop timer (io/timers.py).
         self.timers = Timers()
         fixed = b""
