@@ -156,3 +156,31 @@ async def test_a_waiting_receive_wakes_on_the_last_piece() -> None:
     assert cycle.feed_body(b"abc", True) is False
     assert await got == {"type": "http.request", "body": b"abc", "more_body": False}
     assert cycle.request_complete
+
+
+async def test_an_app_waiting_for_its_body_does_not_look_its_loop_up(monkeypatch: Any) -> None:
+    # A wait gets its future from the app task's loop: on 3.11 looking the
+    # running loop up costs a getpid() system call, once per wait.
+    looked_up: list[str] = []
+    real = asyncio.get_running_loop
+
+    def counting() -> asyncio.AbstractEventLoop:
+        looked_up.append("get_running_loop")
+        return real()
+
+    head = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"
+    seen: list[list[dict[str, Any]]] = []
+    protocol, transport, _ = connect_h1(make_app(seen), access_log=False)
+    monkeypatch.setattr(asyncio, "get_running_loop", counting)
+    protocol.data_received(head + b"he")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    protocol.data_received(b"llo")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    monkeypatch.undo()
+    body = b"".join(m["body"] for m in seen[0])
+    assert body == b"hello" and len(seen[0]) == 2  # the app waited for the rest
+    assert b"".join(transport.writes).endswith(b"\r\n\r\nhello")
+    assert looked_up == []
+    protocol.connection_lost(None)

@@ -345,3 +345,28 @@ async def test_denial_204_body_length_is_not_checked() -> None:
     )
     await cycle.send({"type": "websocket.http.response.body", "body": b""})
     assert writer.calls == [("head", 204, [], 9, b"", True)]
+
+
+async def test_a_waiting_receive_uses_the_loop_it_was_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the connection's loop, a wait does not look the running loop up
+    # (a getpid() system call per wait on 3.11).
+    scope = websocket_scope(
+        "1.1", b"/p", b"", [], "ws", ("127.0.0.1", 1), ("127.0.0.1", 2), "", {}, []
+    )
+    cycle = WebSocketCycle(scope, FakeWriter(), 32, asyncio.get_running_loop())
+    assert await cycle.receive() == {"type": "websocket.connect"}
+    await cycle.send({"type": "websocket.accept"})
+
+    def no_lookup() -> asyncio.AbstractEventLoop:
+        raise AssertionError("receive() looked its loop up")
+
+    monkeypatch.setattr(asyncio, "get_running_loop", no_lookup)
+    got = asyncio.ensure_future(cycle.receive())
+    await asyncio.sleep(0)
+    assert not got.done()
+    cycle.feed("hi")
+    message = await got
+    monkeypatch.undo()
+    assert message == {"type": "websocket.receive", "text": "hi"}

@@ -333,7 +333,12 @@ class HTTPCycle:
     async def _wait(self) -> None:
         waiter = self._waiter
         if waiter is None:
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            # The task's loop where there is one: looking the running loop up
+            # costs a getpid() system call per wait on 3.11 (an app streaming
+            # while it listens for the disconnect waits once per request).
+            task = self.task
+            loop = task.get_loop() if task is not None else asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
         await waiter
 
     # -- the app's side ----------------------------------------------------------

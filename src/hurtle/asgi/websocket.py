@@ -140,6 +140,7 @@ class WebSocketCycle:
         "_content_length",
         "_headers",
         "_length_limit",
+        "_loop",
         "_low_water",
         "_queue",
         "_read_paused",
@@ -152,10 +153,19 @@ class WebSocketCycle:
         "writer",
     )
 
-    def __init__(self, scope: dict[str, Any], writer: WebSocketWriter, max_queue: int) -> None:
+    def __init__(
+        self,
+        scope: dict[str, Any],
+        writer: WebSocketWriter,
+        max_queue: int,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.scope = scope
         self.writer = writer
         self.max_queue = max_queue
+        # The connection's loop, for the futures receive() waits on; looking
+        # it up costs a getpid() system call per wait on 3.11.
+        self._loop = loop
         # Resume reading only once the app has caught up by a margin, so a
         # queue at the limit does not pause and resume on every message.
         self._low_water = max_queue // 4
@@ -238,7 +248,8 @@ class WebSocketCycle:
                 }
             waiter = self._waiter
             if waiter is None:
-                waiter = self._waiter = asyncio.get_running_loop().create_future()
+                loop = self._loop or asyncio.get_running_loop()
+                waiter = self._waiter = loop.create_future()
             await waiter
 
     async def send(self, message: Mapping[str, Any]) -> None:

@@ -228,7 +228,7 @@ class WebSocketSession:
         if trailing:
             self._pending.append(trailing)
             self._pending_size = len(trailing)
-        self.cycle = cycle = WebSocketCycle(scope, self, self.config.ws_max_queue)
+        self.cycle = cycle = WebSocketCycle(scope, self, self.config.ws_max_queue, self.loop)
         task = self.loop.create_task(cycle.run(self.app))
         self.task = task
         self.state.tasks.add(task)
