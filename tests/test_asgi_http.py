@@ -1060,6 +1060,18 @@ def test_http_scope_fields() -> None:
     assert set(scope["extensions"]) == set(ALL_EXTENSIONS)
 
 
+def test_http_scope_has_every_field_and_no_placeholder() -> None:
+    # scope_base copies a template whose per-request fields are placeholders
+    # (None): http_scope must replace every one of them.
+    scope = make_scope(b"GET", b"/")
+    assert set(scope) == {
+        "type", "asgi", "http_version", "server", "client", "scheme", "method",
+        "root_path", "path", "raw_path", "query_string", "headers", "state", "extensions",
+    }  # fmt: skip
+    assert None not in (scope["headers"], scope["state"], scope["extensions"])
+    assert scope["state"] == {} and type(scope["extensions"]) is dict
+
+
 def test_http_scope_root_path() -> None:
     scope = make_scope(path=b"/items/1", root_path="/api")
     assert scope["root_path"] == "/api"

@@ -635,22 +635,34 @@ def scope_base(
     A connection keeps one and gives `http_scope` a copy per request: copying
     a built dict costs about half of building a 14-key dict from a literal.
     """
-    return {
-        "type": "http",
-        "asgi": ASGI_VERSION,
-        "http_version": http_version,
-        "server": server,
-        "client": client,
-        "scheme": scheme,
-        "method": "GET",
-        "root_path": root_path,
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "headers": [],
-        "state": {},
-        "extensions": {},
-    }
+    # A copy of a built dict and five stores cost less than a 14-key literal
+    # (a connection's first scope is this very dict). The placeholders are
+    # all replaced by `http_scope` before anyone sees them.
+    base = _SCOPE_TEMPLATE.copy()
+    base["http_version"] = http_version
+    base["server"] = server
+    base["client"] = client
+    base["scheme"] = scheme
+    base["root_path"] = root_path
+    return base
+
+
+_SCOPE_TEMPLATE: dict[str, Any] = {
+    "type": "http",
+    "asgi": ASGI_VERSION,
+    "http_version": "1.1",
+    "server": None,
+    "client": None,
+    "scheme": "http",
+    "method": "GET",
+    "root_path": "",
+    "path": "/",
+    "raw_path": b"/",
+    "query_string": b"",
+    "headers": None,
+    "state": None,
+    "extensions": None,
+}
 
 
 def http_scope(
