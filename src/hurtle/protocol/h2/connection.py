@@ -450,8 +450,8 @@ class H2Core:
         self._out: list[Any] = []
         self._goaway_sent = False
         self._last_stream_id = 0
-        # The last request head `_convert` accepted, as decoded, and what it
-        # made of it: clients repeat heads (the same fields, often the very
+        # The last request head `_convert` accepted, as decoded, and what
+        # `_check_fields` made of it: clients repeat heads (the same fields, often the very
         # objects of the HPACK decoder's cache), and a hit skips the checks.
         self._last_fields: list[tuple[bytes, bytes]] | None = None
         self._last_converted: tuple[Any, ...] = ()
@@ -615,21 +615,30 @@ class H2Core:
         for what is well-formed HTTP/2 but a bad request.
         """
         if raw == self._last_fields:
-            last = self._last_converted
-            return StreamRequest(
-                stream_id,
-                last[0],
-                last[1],
-                last[2],
-                last[3],
-                list(last[4]),  # the app may change its scope's list
-                scheme=last[5],
-                authority=last[6],
-                protocol=last[7],
-                content_length=last[8],
-                expect_continue=last[9],
-                stream_ended=stream_ended,
-            )
+            parts = self._last_converted
+        else:
+            parts = self._check_fields(raw)
+            if type(raw) is list:  # not an iterator, spent by now
+                self._last_fields = raw
+                self._last_converted = parts
+        return StreamRequest(
+            stream_id,
+            parts[0],
+            parts[1],
+            parts[2],
+            parts[3],
+            list(parts[4]),  # a list of its own: the app may change its scope's
+            scheme=parts[5],
+            authority=parts[6],
+            protocol=parts[7],
+            content_length=parts[8],
+            expect_continue=parts[9],
+            stream_ended=stream_ended,
+        )
+
+    def _check_fields(self, raw: Iterable[tuple[bytes, bytes]]) -> tuple[Any, ...]:
+        """`_convert`'s checks: (method, target, path, query, headers as a tuple,
+        scheme, authority, protocol, content_length, expect_continue)."""
         method = path = scheme = authority = protocol = host = None
         headers: list[tuple[bytes, bytes]] = []
         cookies: list[bytes] | None = None
@@ -731,26 +740,10 @@ class H2Core:
             if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
                 raise H2Error(400, "Invalid :path")
             path, _, query = path.partition(b"?")
-        if type(raw) is list:  # not an iterator, spent by now
-            self._last_fields = raw
-            self._last_converted = (
-                method, target, path, query, tuple(headers), scheme, authority, protocol,
-                content_length, expect_continue,
-            )  # fmt: skip
-        return StreamRequest(
-            stream_id,
-            method,
-            target,
-            path,
-            query,
-            headers,
-            scheme=scheme,
-            authority=authority,
-            protocol=protocol,
-            content_length=content_length,
-            expect_continue=expect_continue,
-            stream_ended=stream_ended,
-        )
+        return (
+            method, target, path, query, tuple(headers), scheme, authority, protocol,
+            content_length, expect_continue,
+        )  # fmt: skip
 
     def _answer(self, stream_id: int, status: int) -> None:
         """A body-less error response from the core itself, then the stream is done."""
