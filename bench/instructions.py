@@ -233,6 +233,7 @@ SERVERS = {
     "raw": "raw asyncio.Protocol (plaintext only)",
     "uvicorn": "uvicorn HttpToolsProtocol (httptools)",
     "proto": "throwaway prototype (PROTO env var: a module with Proto(app))",
+    "floor": "the ASGI floor (floor_server.py: real parsing, scope, Task; no checks)",
 }
 
 
@@ -250,6 +251,10 @@ def protocol_factory(server: str, app: Any, scenario: str = "plaintext") -> Any:
         uconfig.load()
         ustate = UvicornState()
         return lambda: HttpToolsProtocol(uconfig, ustate, {})
+    if server == "floor":
+        from floor_server import FloorProtocol  # noqa: PLC0415 - bench/, beside this file
+
+        return lambda: FloorProtocol(app)
     if server == "proto":
         import importlib.util  # noqa: PLC0415
 
