@@ -4,6 +4,7 @@
                                         [--requests 500]
                                         [--lines FUNC]   # FUNC split by source line
                                         [--loop asyncio]  # plain asyncio, not uvloop
+                                        [--server floor]  # bench/floor_server.py instead
 
 Runs the same fake-transport harness as `instructions.py` (run.py's apps,
 wrk's request bytes, uvloop when installed) under an opcode tracer and prints
@@ -37,6 +38,12 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument(
+        "--server",
+        choices=("hurtle", "floor"),
+        default="hurtle",
+        help="floor: bench/floor_server.py, the ASGI floor, split the same way",
+    )
+    parser.add_argument(
         "--lines", metavar="FUNC", help="split FUNC (a function name) by source line"
     )
     args = parser.parse_args()
@@ -69,7 +76,7 @@ def main() -> None:
         counts.clear()
         sys.settrace(tracer)
         try:
-            loop.run_until_complete(instructions.serve(requests, "hurtle", args.scenario))
+            loop.run_until_complete(instructions.serve(requests, args.server, args.scenario))
         finally:
             sys.settrace(None)
             loop.close()

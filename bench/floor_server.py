@@ -165,6 +165,7 @@ class FloorProtocol(asyncio.Protocol):
 
 class Cycle:
     __slots__ = ("body", "chunked", "head", "keep_alive", "protocol", "read")
+    last: tuple[Any, ...] = (None, None, None, None, b"", False)
 
     def __init__(self, protocol: FloorProtocol, body: bytes, keep_alive: bool) -> None:
         self.protocol = protocol
@@ -191,21 +192,33 @@ class Cycle:
             return
         if message["type"] == "http.response.start":
             status = message["status"]
-            lines = [
-                STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status,
-                Clock.line,
-            ]
+            headers = message.get("headers", ())
+            keep_alive = self.keep_alive
+            last = Cycle.last
+            # The last head built, reused when the same response comes again
+            # (hurtle remembers its last head the same way).
+            if (
+                status == last[0]
+                and keep_alive == last[2]
+                and Clock.line is last[3]
+                and headers == last[1]
+            ):
+                self.head = last[4]
+                self.chunked = last[5]
+                return
+            lines = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status, Clock.line]
             framed = False
-            for name, value in message.get("headers", ()):
+            for name, value in headers:
                 lines.append(name + b": " + value + b"\r\n")
                 framed = framed or name.lower() == b"content-length"
             if not framed:
                 self.chunked = True
                 lines.append(b"transfer-encoding: chunked\r\n")
-            if not self.keep_alive:
+            if not keep_alive:
                 lines.append(b"connection: close\r\n")
             lines.append(b"\r\n")
             self.head = b"".join(lines)
+            Cycle.last = (status, list(headers), keep_alive, Clock.line, self.head, self.chunked)
             return
         body = message.get("body", b"")
         more = message.get("more_body", False)
