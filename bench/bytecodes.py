@@ -1,6 +1,6 @@
 """Bytecodes executed per request, by function, on hurtle's HTTP/1.1 and HTTP/2 paths.
 
-    .venv/bin/python bench/bytecodes.py [--scenario plaintext|post|close|h2|h2-post]
+    .venv/bin/python bench/bytecodes.py [--scenario plaintext|json|post|close|h2|h2-post]
                                         [--requests 500]
                                         [--lines FUNC]   # FUNC split by source line
                                         [--loop asyncio]  # plain asyncio, not uvloop

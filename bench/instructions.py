@@ -4,7 +4,7 @@ Wall-clock figures on a shared 2-core machine swing by 20 % or more; an
 instruction count does not, so this is the tool for A/B-ing a change to the
 hot path before confirming it with `run.py` against the peers.
 
-    .venv/bin/python bench/instructions.py [--scenario plaintext|post|close|h2|h2-post]
+    .venv/bin/python bench/instructions.py [--scenario plaintext|json|post|close|h2|h2-post]
         [--server hurtle --server uvicorn --server raw]    # needs valgrind
 
 It serves N requests of a run.py scenario (the same apps, wrk's request bytes)
@@ -41,6 +41,7 @@ import apps  # bench/apps.py, beside this file
 # What wrk sends for each scenario of run.py (wrk adds Host; post.lua the rest).
 REQUESTS = {
     "plaintext": b"GET /plaintext HTTP/1.1\r\nHost: localhost:8080\r\n\r\n",
+    "json": b"GET /json HTTP/1.1\r\nHost: localhost:8080\r\n\r\n",
     "post": (
         b"POST / HTTP/1.1\r\nHost: localhost:8080\r\nContent-Length: 4096\r\n"
         b"Content-Type: application/octet-stream\r\n\r\n" + b"a" * 4096
@@ -49,13 +50,19 @@ REQUESTS = {
 }
 APPS = {
     "plaintext": apps.plaintext,
+    "json": apps.json,
     "post": apps.echo,
     "close": apps.plaintext,
     "h2": apps.plaintext,
     "h2-post": apps.echo,
 }
 # The last bytes of each scenario's response.
-ENDINGS = {"plaintext": apps.PLAINTEXT_BODY, "post": b"a" * 64, "close": apps.PLAINTEXT_BODY}
+ENDINGS = {
+    "plaintext": apps.PLAINTEXT_BODY,
+    "json": apps.JSON_BODY,
+    "post": b"a" * 64,
+    "close": apps.PLAINTEXT_BODY,
+}
 # Longer than any counted run: a keep-alive deadline that expires inside the
 # counted window (a close run under valgrind lasts about 5 s) would make the
 # count depend on how loaded the machine was.
