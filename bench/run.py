@@ -1296,12 +1296,16 @@ def sleep_ceiling_row(cells: dict[str, Cell]) -> str:
 
 
 def summary(results: dict[str, dict[str, Cell]]) -> str:
+    # The floor (opt-in) gets two columns when it ran: how close hurtle is to
+    # it, and where it lands against uvicorn (what 2x asks for, see README).
+    floor = any("floor" in cells for cells in results.values())
     lines = [
         # ÷ hypercorn: the one Python peer in the h2 scenario (uvicorn has no HTTP/2).
         "| scenario | hurtle req/s | ÷ uvicorn | ÷ granian | ÷ hypercorn | ÷ raw "
-        "| hurtle-asyncio ÷ uvicorn | hurtle-asyncio ÷ uvicorn-h11 "
+        + ("| ÷ floor | floor ÷ uvicorn " if floor else "")
+        + "| hurtle-asyncio ÷ uvicorn | hurtle-asyncio ÷ uvicorn-h11 "
         "| CPU per request: uvicorn ÷ hurtle |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if floor else ""),
     ]
     for name, cells in results.items():
         hurtle = cells.get("hurtle")
@@ -1314,7 +1318,8 @@ def summary(results: dict[str, dict[str, Cell]]) -> str:
         lines.append(
             f"| {name} | {fmt_rps(med)} | {r('hurtle', 'uvicorn')} | "
             f"{r('hurtle', 'granian')} | {r('hurtle', 'hypercorn')} | {r('hurtle', 'raw')} | "
-            f"{r('hurtle-asyncio', 'uvicorn')} | {r('hurtle-asyncio', 'uvicorn-h11')} | "
+            + (f"{r('hurtle', 'floor')} | {r('floor', 'uvicorn')} | " if floor else "")
+            + f"{r('hurtle-asyncio', 'uvicorn')} | {r('hurtle-asyncio', 'uvicorn-h11')} | "
             f"{cost_ratio(cells, 'uvicorn', 'hurtle')} |"
         )
     lines += ["", "| target (issue 3) | measured | met |", "|---|---:|:---:|"]
