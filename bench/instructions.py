@@ -5,16 +5,17 @@ instruction count does not, so this is the tool for A/B-ing a change to the
 hot path before confirming it with `run.py` against the peers.
 
     .venv/bin/python bench/instructions.py [--scenario plaintext|json|post|close|h2|h2-post]
-        [--server hurtle --server uvicorn --server raw]    # needs valgrind
+        [--server hurtle --server uvicorn --server raw --server floor]    # needs valgrind
 
 It serves N requests of a run.py scenario (the same apps, wrk's request bytes)
 through the server's protocol object over a fake transport that feeds the
 next request as soon as a response is written (no sockets, no client), on
 uvloop when installed, and prints (instructions for N+M requests - for N) / M.
 ``raw`` is an `asyncio.Protocol` that answers without parsing: the harness's
-own cost. ``uvicorn`` runs uvicorn's httptools protocol under the peers'
-interpreter (bench/.venv-peers, made by run.py; PEERS_PYTHON=path overrides
-it, e.g. to compare on another Python version). Use the project's venv
+own cost. ``floor`` is `floor_server.py`'s protocol: the least an ASGI server
+does per request (see bench/README.md). ``uvicorn`` runs uvicorn's httptools
+protocol under the peers' interpreter (bench/.venv-peers, made by run.py;
+PEERS_PYTHON=path overrides it, e.g. to compare on another Python version). Use the project's venv
 interpreter: without uvloop the loop's own cost swamps the comparison.
 
 ``--scenario h2`` (hurtle only) is run.py's h2 scenario: plaintext GETs over
@@ -349,7 +350,7 @@ def main() -> None:
         "--loop",
         choices=("uvloop", "asyncio"),
         default="uvloop",
-        help="the event loop of hurtle, raw and proto (uvicorn always runs on uvloop)",
+        help="the event loop of hurtle, raw, floor and proto (uvicorn always runs on uvloop)",
     )
     args = parser.parse_args()
     if args.child is not None:
