@@ -116,6 +116,13 @@ class ServerSpec:
     default: bool = True  # part of a full run (an opt-in server is named in --servers)
 
 
+def _bench_script(script: str) -> Callable[[str, int], list[str]]:
+    """The command of a server kept in bench/ (raw_server.py, floor_server.py), on uvloop."""
+    return lambda app, port: _py(
+        str(BENCH / script), "--app", app, "--host", HOST, "--port", str(port), "--loop", "uvloop"
+    )
+
+
 SERVERS: dict[str, ServerSpec] = {
     s.name: s
     for s in [
@@ -261,33 +268,13 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "raw",
             "raw asyncio.Protocol on uvloop, no ASGI (ceiling)",
-            lambda app, port: _py(
-                str(BENCH / "raw_server.py"),
-                "--app",
-                app,
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--loop",
-                "uvloop",
-            ),
+            _bench_script("raw_server.py"),
             ws=False,
         ),
         ServerSpec(
             "floor",
             "the ASGI floor: real parsing, scope and a Task per request, no checks",
-            lambda app, port: _py(
-                str(BENCH / "floor_server.py"),
-                "--app",
-                app,
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--loop",
-                "uvloop",
-            ),
+            _bench_script("floor_server.py"),
             ws=False,
             default=False,
         ),
