@@ -164,6 +164,8 @@ class FloorProtocol(asyncio.Protocol):
         scope["headers"] = headers
         self.busy = True
         cycle = Cycle(self, body, keep_alive)
+        # Not kept anywhere (hurtle keeps its tasks for a graceful shutdown): a
+        # task that waits is held by what it waits on.
         asyncio.Task(self.app(scope, cycle.receive, cycle.send), loop=self.loop)
 
     def response_done(self, keep_alive: bool) -> None:
