@@ -280,6 +280,7 @@ SERVERS: dict[str, ServerSpec] = {
         ),
     ]
 }
+DEFAULT_SERVERS = [name for name, spec in SERVERS.items() if spec.default]  # a full run
 QUICK_SERVERS = ["hurtle", "uvicorn", "granian", "raw"]
 
 
@@ -1726,7 +1727,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.python:
         use_python(args.python)
-    default_servers = QUICK_SERVERS if args.quick else [n for n, s in SERVERS.items() if s.default]
+    default_servers = QUICK_SERVERS if args.quick else DEFAULT_SERVERS
     default_scen = [s.name for s in SCENARIOS.values() if (s.quick if args.quick else s.default)]
     servers = pick(args.servers, SERVERS, default_servers, "servers")
     if args.baseline:
@@ -1825,7 +1826,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"saved {path.relative_to(REPO)}")
         full = (
             not args.quick
-            and set(servers) >= {n for n, s in SERVERS.items() if s.default}
+            and set(servers) >= set(DEFAULT_SERVERS)
             and set(scenario_names) >= {s.name for s in SCENARIOS.values() if s.default}
         )
         if args.update_readme or (args.update_readme is None and full):
